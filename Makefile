@@ -1,0 +1,30 @@
+# `make demo` and `make test` each set up everything they need on a fresh machine.
+PYTHON ?= python3
+VENV   ?= .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed
+export DOFBENCH_CACHE ?= $(CURDIR)/.dofbench-cache
+
+.PHONY: install demo test bench clean fashion-mnist
+
+$(STAMP): pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip
+	$(BIN)/python -m pip install -q -e ".[dev]"
+	touch $(STAMP)
+
+install: $(STAMP)
+
+# The main job on embedded data: the quick suite, then its leaderboard.
+demo: $(STAMP)
+	$(BIN)/dofbench run quick --db demo.duckdb
+	$(BIN)/dofbench query --db demo.duckdb "select epsilon, d, n, p_success from success where suite = 'quick' order by epsilon, d"
+
+test: $(STAMP)
+	$(BIN)/python -m pytest -q -n 2 -p no:cacheprovider
+
+bench: $(STAMP)
+	$(BIN)/python -m benchmarks
+
+clean:
+	rm -rf $(VENV) .dofbench-cache demo.duckdb *.egg-info

@@ -1,0 +1,161 @@
+"""Base classes of the components plugins provide: models, datasets, methods and metrics.
+
+A component is a small object with a ``name``, a one-line ``description`` and a pydantic
+``Params`` model (``extra="forbid"``, frozen; ``Field(description=...)`` is the single source of
+help text). Plugins return instances from the hooks in :mod:`dofbench.hookspecs`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Callable, ClassVar
+
+import torch
+from pydantic import BaseModel, ConfigDict
+
+if TYPE_CHECKING:  # pragma: no cover
+    from dofbench.trainer import MethodContext, Reparam
+
+
+class Params(BaseModel):
+    """Base of every component's parameter model: unknown keys are rejected, values frozen."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class NoParams(Params):
+    """A component without parameters."""
+
+
+class Component:
+    kind: ClassVar[str] = "component"
+    name: str = ""
+    description: str = ""
+    Params: type[Params] = NoParams
+
+    def parse_params(self, raw: dict | None) -> Params:
+        return self.Params.model_validate(raw or {})
+
+
+# --------------------------------------------------------------------------------------- data
+@dataclass(frozen=True)
+class DatasetInfo:
+    """What a dataset is, without loading it."""
+
+    input_shape: tuple[int, ...]
+    num_classes: int
+    n_train: int
+    n_test: int
+    source: str
+    task: str = "classification"
+
+
+@dataclass
+class DataBundle:
+    """In-memory tensors of a dataset; batches are taken by index (no DataLoader)."""
+
+    x_train: torch.Tensor
+    y_train: torch.Tensor
+    x_test: torch.Tensor
+    y_test: torch.Tensor
+    info: DatasetInfo
+    loss: Callable[[torch.Tensor, torch.Tensor], torch.Tensor] | None = None
+
+    def to(self, device: torch.device | str) -> "DataBundle":
+        return DataBundle(
+            self.x_train.to(device), self.y_train.to(device),
+            self.x_test.to(device), self.y_test.to(device), self.info, self.loss,
+        )
+
+    def split(self, name: str) -> tuple[torch.Tensor, torch.Tensor]:
+        if name == "train":
+            return self.x_train, self.y_train
+        if name == "test":
+            return self.x_test, self.y_test
+        raise KeyError(name)
+
+
+class Dataset(Component):
+    kind = "dataset"
+
+    def info(self, params: Params) -> DatasetInfo:  # pragma: no cover - interface
+        raise NotImplementedError
+
+    def load(self, params: Params, *, data_root: str | None = None, download: bool = False) -> DataBundle:
+        """Load the whole dataset into memory. Raise DofbenchError when the data are missing."""
+        raise NotImplementedError  # pragma: no cover - interface
+
+    def check_available(self, params: Params, *, data_root: str | None = None, download: bool = False) -> None:
+        """Raise DofbenchError (where it looked, how to provide the data) if :meth:`load` would
+        fail for missing data. Called before any training. Embedded data are always available."""
+
+
+# --------------------------------------------------------------------------------------- models
+class Model(Component):
+    kind = "model"
+
+    def build(self, params: Params, info: DatasetInfo) -> torch.nn.Module:  # pragma: no cover
+        raise NotImplementedError
+
+    def batchable(self, params: Params) -> bool:
+        """Whether training several seeds together with torch.func.vmap pays off on CPU."""
+        return False
+
+
+# --------------------------------------------------------------------------------------- methods
+class Method(Component):
+    """A DOF-reduction method.
+
+    The common case is a reparametrisation θ = g(φ), φ ∈ R^d: implement :meth:`setup`, which
+    returns a :class:`dofbench.trainer.Reparam`, and the shared trainer does the rest. Expensive
+    preparation (a burn-in point, a trajectory, a mask) goes through ``ctx.cache`` so it is
+    computed once per seed and shared across d. A method that does not fit may override
+    :meth:`train` and take over training entirely.
+    """
+
+    kind = "method"
+
+    def fixed_dim(self, params: Params, total_params: int) -> int | None:
+        """A method that always trains a fixed number of scalars (e.g. full training) returns it;
+        the suite's dims then do not apply to it."""
+        return None
+
+    def max_dim(self, params: Params, total_params: int) -> int:
+        """Largest d this method accepts for a network with D = total_params parameters."""
+        return total_params
+
+    def setup(self, ctx: "MethodContext") -> "Reparam":  # pragma: no cover - interface
+        raise NotImplementedError
+
+    def train(self, ctx: "MethodContext") -> Any:
+        """Override to take over training; return a :class:`dofbench.trainer.TrainOutcome`.
+        The default returns None and lets the shared trainer run :meth:`setup`'s reparam."""
+        return None
+
+
+# --------------------------------------------------------------------------------------- metrics
+class Metric(Component):
+    """An additive evaluation metric: ``batch_sum(outputs, targets)`` returns the sum over the
+    batch; the value on a split is the total divided by the number of examples."""
+
+    kind = "metric"
+    higher_is_better: bool = True
+    tasks: tuple[str, ...] = ("classification",)
+
+    def batch_sum(self, outputs: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:  # pragma: no cover
+        raise NotImplementedError
+
+
+@dataclass
+class FunctionMetric(Metric):
+    name: str = ""
+    fn: Callable[[torch.Tensor, torch.Tensor], torch.Tensor] = field(default=lambda o, t: o.sum())
+    higher_is_better: bool = True
+    description: str = ""
+    tasks: tuple[str, ...] = ("classification",)
+
+    def batch_sum(self, outputs, targets):
+        return self.fn(outputs, targets)
+
+
+KINDS = {"model": "models", "dataset": "datasets", "method": "methods", "metric": "metrics"}

@@ -1,0 +1,296 @@
+"""The DuckDB results store: the contract with users.
+
+Only the driver writes, through short write connections: each finished trial is committed on its
+own, so an interrupted run loses at most the trials in flight. Readers (``query``,
+``leaderboard``, plots) open the file read-only and retry while a writer holds it. Schema changes
+are numbered migrations; the views ship with them.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any, Callable, Iterator
+
+import duckdb
+
+from dofbench.errors import DofbenchError
+from dofbench.identity import canonical_json
+
+ENV_DB = "DOFBENCH_DB"
+DEFAULT_DB = "dofbench.duckdb"
+
+# The stable columns of `trials` filled from the metrics dict (the rest of the metrics stay in
+# the `metrics` JSON column).
+METRIC_COLUMNS = ("train_loss", "train_acc", "test_loss", "test_acc",
+                  "best_train_loss", "best_train_acc", "best_test_loss", "best_test_acc")
+
+
+def default_db_path(db: str | os.PathLike | None = None) -> Path:
+    return Path(db or os.environ.get(ENV_DB) or DEFAULT_DB)
+
+
+# ----------------------------------------------------------------------------------- migrations
+def _m001_core(con: duckdb.DuckDBPyConnection) -> None:
+    con.execute("""
+    CREATE TABLE trials (
+        trial_id VARCHAR PRIMARY KEY,
+        suite VARCHAR,               -- suite that last ran the trial (membership: suite_trials)
+        model VARCHAR, model_params VARCHAR,
+        dataset VARCHAR, dataset_params VARCHAR,
+        method VARCHAR, params VARCHAR,
+        label VARCHAR,               -- method name with its non-default params, for display
+        d INTEGER, d_used INTEGER, total_params BIGINT, seed INTEGER,
+        status VARCHAR CHECK (status IN ('ok', 'failed', 'diverged')),
+        error VARCHAR,
+        train_loss DOUBLE, train_acc DOUBLE, test_loss DOUBLE, test_acc DOUBLE,
+        best_train_loss DOUBLE, best_train_acc DOUBLE, best_test_loss DOUBLE, best_test_acc DOUBLE,
+        metrics VARCHAR,             -- JSON: every final and best metric value
+        steps INTEGER, wall_s DOUBLE, device VARCHAR,
+        method_info VARCHAR,         -- JSON: what the method resolved (e.g. the projection used)
+        train VARCHAR,               -- JSON: the training configuration
+        spec VARCHAR,                -- JSON: the fully resolved trial spec (reproduce from this)
+        versions VARCHAR,            -- JSON: dofbench, torch, numpy, python (, cuda)
+        started_at TIMESTAMPTZ, finished_at TIMESTAMPTZ
+    )""")
+    con.execute("""
+    CREATE TABLE evals (
+        trial_id VARCHAR, step INTEGER, split VARCHAR, metric VARCHAR, value DOUBLE
+    )""")
+    con.execute("""
+    CREATE TABLE suites (
+        suite VARCHAR PRIMARY KEY, description VARCHAR, spec VARCHAR, source VARCHAR,
+        updated_at TIMESTAMPTZ
+    )""")
+    con.execute("CREATE TABLE suite_trials (suite VARCHAR, trial_id VARCHAR, PRIMARY KEY (suite, trial_id))")
+    con.execute("""
+    CREATE TABLE suite_thresholds (
+        suite VARCHAR, metric VARCHAR, epsilon DOUBLE, delta DOUBLE, higher_is_better BOOLEAN
+    )""")
+    _views_v1(con)
+
+
+def _views_v1(con: duckdb.DuckDBPyConnection) -> None:
+    con.execute("""
+    CREATE OR REPLACE VIEW trial_values AS
+    SELECT st.suite, t.trial_id, t.model, t.model_params, t.dataset, t.dataset_params, t.method,
+           t.params, t.label, t.d, t.total_params, t.seed, t.status,
+           th.metric, th.epsilon, th.delta, th.higher_is_better,
+           TRY_CAST(json_extract_string(t.metrics, '$."' || th.metric || '"') AS DOUBLE) AS value
+    FROM suite_trials st
+    JOIN trials t ON t.trial_id = st.trial_id
+    JOIN suite_thresholds th ON th.suite = st.suite
+    WHERE t.status IN ('ok', 'diverged')   -- failed trials are no evidence either way
+    """)
+    con.execute("""
+    CREATE OR REPLACE VIEW success AS
+    SELECT suite, model, model_params, dataset, dataset_params, method, params,
+           any_value(label) AS label, d, any_value(total_params) AS total_params, metric, epsilon, any_value(delta) AS delta,
+           count(*) AS n,
+           count(*) FILTER (WHERE value IS NOT NULL AND
+                            CASE WHEN higher_is_better THEN value >= epsilon ELSE value <= epsilon END)
+             AS successes,
+           successes / n AS p_success
+    FROM trial_values
+    GROUP BY suite, model, model_params, dataset, dataset_params, method, params, d, metric, epsilon
+    """)
+    con.execute("""
+    CREATE OR REPLACE VIEW leaderboard AS
+    WITH g AS (
+        SELECT suite, model, model_params, dataset, dataset_params, method, params,
+               any_value(label) AS label, metric, epsilon, any_value(delta) AS delta, any_value(total_params) AS total_params,
+               min(d) FILTER (WHERE successes >= (1 - delta) * n - 1e-9) AS d_star,
+               arg_min(n, d) FILTER (WHERE successes >= (1 - delta) * n - 1e-9) AS n_at_star,
+               min(n) AS min_n, max(d) AS max_d
+        FROM success
+        GROUP BY suite, model, model_params, dataset, dataset_params, method, params, metric, epsilon
+    )
+    SELECT suite, model, model_params, dataset, dataset_params, method, params, label, metric,
+           epsilon, delta, d_star, total_params, d_star / total_params AS d_star_fraction,
+           coalesce(n_at_star, min_n) AS n_seeds, max_d,
+           rank() OVER (PARTITION BY suite, model, model_params, dataset, dataset_params, metric, epsilon
+                        ORDER BY d_star ASC NULLS LAST) AS rank
+    FROM g
+    """)
+
+
+MIGRATIONS: list[Callable[[duckdb.DuckDBPyConnection], None]] = [_m001_core]
+
+
+def _is_lock_error(exc: Exception) -> bool:
+    msg = str(exc).lower()
+    return "lock" in msg or "conflicting" in msg or "being used" in msg
+
+
+class Store:
+    def __init__(self, path: str | os.PathLike | None = None):
+        self.path = default_db_path(path)
+
+    # ------------------------------------------------------------------ connections
+    @contextmanager
+    def write(self, timeout: float = 30.0) -> Iterator[duckdb.DuckDBPyConnection]:
+        """A short write connection, migrated to the latest schema."""
+        con = self._connect(read_only=False, timeout=timeout)
+        try:
+            migrate(con)
+            yield con
+        finally:
+            con.close()
+
+    @contextmanager
+    def read(self, timeout: float = 30.0) -> Iterator[duckdb.DuckDBPyConnection]:
+        """A read-only connection; fails with a clear message if there is no store yet."""
+        if not self.path.exists():
+            raise DofbenchError(f"no results store at {self.path}; run `dofbench run SUITE` first "
+                                f"or point --db / {ENV_DB} at one")
+        con = self._connect(read_only=True, timeout=timeout)
+        try:
+            if schema_version(con) < len(MIGRATIONS):
+                con.close()
+                with self.write():
+                    pass
+                con = self._connect(read_only=True, timeout=timeout)
+            yield con
+        finally:
+            con.close()
+
+    def _connect(self, read_only: bool, timeout: float) -> duckdb.DuckDBPyConnection:
+        deadline = time.monotonic() + timeout
+        delay = 0.02
+        while True:
+            try:
+                if not read_only:
+                    self.path.parent.mkdir(parents=True, exist_ok=True)
+                return duckdb.connect(str(self.path), read_only=read_only)
+            except duckdb.IOException as exc:
+                if not _is_lock_error(exc) or time.monotonic() > deadline:
+                    raise DofbenchError(f"cannot open results store {self.path}: {' '.join(str(exc).split())}") from None
+                time.sleep(delay)
+                delay = min(delay * 2, 0.5)
+
+    # ------------------------------------------------------------------ writes
+    def register_suite(self, name: str, description: str, spec: dict[str, Any], source: str,
+                       trial_ids: list[str], metric: str, epsilons: list[float], delta: float,
+                       higher_is_better: bool) -> None:
+        """Record a suite's current definition: its spec, trial membership and thresholds."""
+        with self.write() as con:
+            con.begin()
+            con.execute("DELETE FROM suites WHERE suite = ?", [name])
+            con.execute("INSERT INTO suites VALUES (?, ?, ?, ?, now())",
+                        [name, description, canonical_json(spec), source])
+            con.execute("DELETE FROM suite_trials WHERE suite = ?", [name])
+            if trial_ids:
+                con.executemany("INSERT INTO suite_trials VALUES (?, ?)", [[name, t] for t in dict.fromkeys(trial_ids)])
+            con.execute("DELETE FROM suite_thresholds WHERE suite = ?", [name])
+            con.executemany("INSERT INTO suite_thresholds VALUES (?, ?, ?, ?, ?)",
+                            [[name, metric, float(e), float(delta), higher_is_better] for e in epsilons])
+            con.commit()
+
+    def write_result(self, result: dict[str, Any], suite: str | None) -> None:
+        """Commit one finished trial (and its evals), replacing an earlier row with the same id."""
+        spec = result["spec"]
+        metrics = result.get("metrics") or {}
+        row = {
+            "trial_id": result["trial_id"], "suite": suite,
+            "model": spec["model"]["name"], "model_params": canonical_json(spec["model"]["params"]),
+            "dataset": spec["dataset"]["name"], "dataset_params": canonical_json(spec["dataset"]["params"]),
+            "method": spec["method"]["name"], "params": canonical_json(spec["method"]["params"]),
+            "label": method_label(spec),
+            "d": spec["d"], "d_used": result.get("d_used"), "total_params": result.get("total_params"),
+            "seed": spec["seed"], "status": result["status"], "error": result.get("error"),
+            **{c: _finite(metrics.get(c)) for c in METRIC_COLUMNS},
+            "metrics": json.dumps({k: _finite(v) for k, v in metrics.items()}, sort_keys=True),
+            "steps": result.get("steps"), "wall_s": result.get("wall_s"), "device": result.get("device"),
+            "method_info": canonical_json(result.get("method_info") or {}),
+            "train": canonical_json(spec["train"]), "spec": canonical_json(spec),
+            "versions": canonical_json(result.get("versions") or {}),
+            "started_at": result.get("started_at"), "finished_at": result.get("finished_at"),
+        }
+        cols = list(row)
+        evals = [[result["trial_id"], int(s), sp, m, _finite(v)] for s, sp, m, v in result.get("evals") or []]
+        with self.write() as con:
+            con.begin()
+            con.execute("DELETE FROM evals WHERE trial_id = ?", [row["trial_id"]])
+            con.execute("DELETE FROM trials WHERE trial_id = ?", [row["trial_id"]])
+            con.execute(f"INSERT INTO trials ({', '.join(cols)}) VALUES ({', '.join('?' * len(cols))})",
+                        [row[c] for c in cols])
+            if evals:
+                con.executemany("INSERT INTO evals VALUES (?, ?, ?, ?, ?)", evals)
+            con.commit()
+
+    # ------------------------------------------------------------------ reads
+    def done_ids(self, trial_ids: list[str], statuses: tuple[str, ...] = ("ok", "diverged", "failed")) -> set[str]:
+        if not self.path.exists() or not trial_ids:
+            return set()
+        with self.read() as con:
+            con.execute("CREATE TEMP TABLE wanted (trial_id VARCHAR)")
+            con.executemany("INSERT INTO wanted VALUES (?)", [[t] for t in trial_ids])
+            rows = con.execute(
+                "SELECT t.trial_id FROM trials t JOIN wanted w USING (trial_id) "
+                f"WHERE t.status IN ({', '.join('?' * len(statuses))})", list(statuses)).fetchall()
+        return {r[0] for r in rows}
+
+    def query(self, sql: str, params: list[Any] | None = None) -> tuple[list[str], list[tuple]]:
+        """Run SQL on a read-only connection; return (columns, rows)."""
+        with self.read() as con:
+            try:
+                cur = con.execute(sql, params or [])
+            except duckdb.Error as exc:
+                raise DofbenchError(f"query failed: {_one_line_db_error(exc)}") from None
+            if cur.description is None:
+                return [], []
+            return [c[0] for c in cur.description], cur.fetchall()
+
+
+def method_label(spec: dict[str, Any]) -> str:
+    """'name' or 'name[k=v,…]' with the method params that differ from their defaults."""
+    changed = (spec.get("identity") or {}).get("method") or {}
+    if not changed:
+        return spec["method"]["name"]
+    return spec["method"]["name"] + "[" + ",".join(f"{k}={canonical_json(v)}" for k, v in sorted(changed.items())) + "]"
+
+
+def _finite(v: Any) -> Any:
+    if v is None:
+        return None
+    try:
+        f = float(v)
+    except (TypeError, ValueError):
+        return None
+    return f if f == f and f not in (float("inf"), float("-inf")) else None
+
+
+def _one_line_db_error(exc: Exception) -> str:
+    text = " ".join(str(exc).split())
+    if "read-only mode" in text or "read_only" in text.lower():
+        return f"the store is opened read-only: queries cannot modify it ({text})"
+    return text
+
+
+def schema_version(con: duckdb.DuckDBPyConnection) -> int:
+    exists = con.execute(
+        "SELECT count(*) FROM information_schema.tables WHERE table_name = 'schema_migrations'").fetchone()[0]
+    if not exists:
+        return 0
+    return int(con.execute("SELECT coalesce(max(version), 0) FROM schema_migrations").fetchone()[0])
+
+
+def migrate(con: duckdb.DuckDBPyConnection) -> int:
+    """Apply every migration newer than the store's version; return the new version."""
+    con.execute("CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY, applied_at TIMESTAMPTZ)")
+    current = schema_version(con)
+    for version, fn in enumerate(MIGRATIONS, start=1):
+        if version <= current:
+            continue
+        con.begin()
+        try:
+            fn(con)
+            con.execute("INSERT INTO schema_migrations VALUES (?, now())", [version])
+            con.commit()
+        except Exception:
+            con.rollback()
+            raise
+    return len(MIGRATIONS)

@@ -1,0 +1,236 @@
+"""The shared trainer: every reparametrisation θ = g(φ) is trained by the same loop.
+
+A step is: take a minibatch by index, θ = g(φ) (one tensor op for the built-in methods), one
+``functional_call`` of the network at θ, backprop to φ, one optimizer step on φ. The full train
+and test sets are evaluated at step 0, every ``eval_every_epochs`` epochs and at the end; final and
+best values of every metric are kept. A non-finite loss ends the trial as 'diverged'.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+import torch
+import torch.nn.functional as F
+
+from dofbench.artifacts import ArtifactCache
+from dofbench.components import DataBundle, Metric, Params
+from dofbench.errors import DivergedError
+from dofbench.flat import FlatNet
+from dofbench.identity import derive_seed
+from dofbench.optim import make_optimizer
+from dofbench.schemas import TrainConfig, TrialSpec
+
+
+@dataclass
+class Reparam:
+    """θ = theta(φ), φ starts at phi0 and is trained with the named optimizer.
+
+    ``d`` is len(phi0): the count of trainable scalars actually used. ``info`` is stored with the
+    trial (e.g. the resolved projection). ``lr_schedule(step) -> lr`` overrides the constant lr.
+    """
+
+    phi0: torch.Tensor
+    theta: Callable[[torch.Tensor], torch.Tensor]
+    optimizer: str = "paper-adam"
+    lr: float = 5e-2
+    optimizer_kwargs: dict[str, Any] = field(default_factory=dict)
+    lr_schedule: Callable[[int], float] | None = None
+    info: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def d(self) -> int:
+        return int(self.phi0.numel())
+
+
+@dataclass
+class TrainOutcome:
+    status: str  # ok | diverged
+    metrics: dict[str, float]
+    evals: list[tuple[int, str, str, float]]  # (step, split, metric, value)
+    steps: int
+    d: int
+    info: dict[str, Any] = field(default_factory=dict)
+    error: str | None = None
+
+
+@dataclass
+class MethodContext:
+    """Everything a method needs to prepare its reparametrisation for one trial."""
+
+    spec: TrialSpec
+    params: Params
+    net: FlatNet
+    theta0: torch.Tensor
+    data: DataBundle
+    train: TrainConfig
+    device: torch.device
+    cache: ArtifactCache
+    metrics: list[Metric]
+
+    @property
+    def d(self) -> int:
+        return self.spec.d
+
+    @property
+    def D(self) -> int:
+        return self.net.D
+
+    def seed(self, purpose: str, *extra: Any) -> int:
+        """A seed for ``purpose`` that depends on model, dataset, method, train config and seed
+        (not on d, unless passed in ``extra``)."""
+        return derive_seed(purpose, *self.spec.method_key(), *extra)
+
+    def generator(self, purpose: str, *extra: Any) -> torch.Generator:
+        g = torch.Generator(device="cpu")
+        g.manual_seed(self.seed(purpose, *extra))
+        return g
+
+    def cache_key(self, *extra: Any) -> list[Any]:
+        """Key of an artifact shared across d: the spec without d, plus ``extra``."""
+        return [*self.spec.method_key(), *extra]
+
+    def loss_fn(self) -> Callable[[torch.Tensor, torch.Tensor], torch.Tensor]:
+        return self.data.loss or F.cross_entropy
+
+
+def batch_order(n: int, batch_size: int, steps: int, generator: torch.Generator) -> list[torch.Tensor]:
+    """Index batches for ``steps`` steps: a fresh permutation per epoch, last partial batch kept."""
+    out: list[torch.Tensor] = []
+    while len(out) < steps:
+        perm = torch.randperm(n, generator=generator)
+        out.extend(perm[i:i + batch_size] for i in range(0, n, batch_size))
+    return out[:steps]
+
+
+def steps_per_epoch(n: int, batch_size: int) -> int:
+    return math.ceil(n / batch_size)
+
+
+@torch.no_grad()
+def evaluate(net: FlatNet, theta: torch.Tensor, data: DataBundle, metrics: list[Metric],
+             loss_fn: Callable, batch_size: int = 4096) -> dict[str, float]:
+    """Every metric on the full train and test sets: {'train_loss': ..., 'test_acc': ...}."""
+    out: dict[str, float] = {}
+    for split in ("train", "test"):
+        x, y = data.split(split)
+        n = len(y)
+        if n == 0:
+            continue
+        sums = {m.name: 0.0 for m in metrics}
+        for i in range(0, n, batch_size):
+            xb, yb = x[i:i + batch_size], y[i:i + batch_size]
+            o = net.forward(theta, xb)
+            for m in metrics:
+                if m.name == "loss":
+                    sums[m.name] += float(loss_fn(o, yb)) * len(yb)
+                else:
+                    sums[m.name] += float(m.batch_sum(o, yb))
+        for name, s in sums.items():
+            out[f"{split}_{name}"] = s / n
+    return out
+
+
+def summarize(evals: list[tuple[int, str, str, float]], metrics: list[Metric]) -> dict[str, float]:
+    """Final and best values per split and metric (best over evaluations after step 0)."""
+    higher = {m.name: m.higher_is_better for m in metrics}
+    final: dict[str, float] = {}
+    best: dict[str, float] = {}
+    for step, split, metric, value in evals:
+        key = f"{split}_{metric}"
+        final[key] = value
+        if step == 0 or not math.isfinite(value):
+            continue
+        better = max if higher.get(metric, True) else min
+        best[key] = better(best[key], value) if key in best else value
+    out = dict(final)
+    out.update({f"best_{k}": v for k, v in best.items()})
+    return out
+
+
+def train_reparam(ctx: MethodContext, rep: Reparam) -> TrainOutcome:
+    """Train φ of ``rep`` with the shared loop and return the outcome."""
+    cfg = ctx.train
+    data, net = ctx.data, ctx.net
+    n = len(data.y_train)
+    per_epoch = steps_per_epoch(n, cfg.batch_size)
+    total = per_epoch * cfg.epochs
+    if cfg.max_steps is not None:
+        total = min(total, cfg.max_steps)
+    eval_every = per_epoch * cfg.eval_every_epochs
+    gen = torch.Generator(device="cpu")
+    gen.manual_seed(derive_seed("data-order", *ctx.spec.data_key()))
+    batches = batch_order(n, cfg.batch_size, total, gen)
+    loss_fn = ctx.loss_fn()
+
+    phi = rep.phi0.detach().clone().to(ctx.device).requires_grad_(True)
+    opt = make_optimizer(rep.optimizer, [phi], rep.lr, **rep.optimizer_kwargs)
+    evals: list[tuple[int, str, str, float]] = []
+
+    def record(step: int) -> None:
+        theta = rep.theta(phi.detach())
+        for key, value in evaluate(net, theta, data, ctx.metrics, loss_fn, cfg.eval_batch_size).items():
+            split, metric = key.split("_", 1)
+            evals.append((step, split, metric, value))
+
+    def outcome(status: str, steps: int, error: str | None = None) -> TrainOutcome:
+        return TrainOutcome(status, summarize(evals, ctx.metrics), evals, steps, rep.d, rep.info, error)
+
+    record(0)
+    step = 0
+    for step, idx in enumerate(batches, start=1):
+        if rep.lr_schedule is not None:
+            for group in opt.param_groups:
+                group["lr"] = rep.lr_schedule(step - 1)
+        idx = idx.to(ctx.device)
+        out = net.forward(rep.theta(phi), data.x_train[idx])
+        loss = loss_fn(out, data.y_train[idx])
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        if step % 25 == 0 and not torch.isfinite(loss):
+            return outcome("diverged", step, f"non-finite training loss at step {step}")
+        if step % eval_every == 0 or step == total:
+            record(step)
+            if not all(math.isfinite(v) for s, _, _, v in evals if s == step):
+                return outcome("diverged", step, f"non-finite evaluation at step {step}")
+    return outcome("ok", step)
+
+
+def train_full(net: FlatNet, theta: torch.Tensor, data: DataBundle, *, steps: int, lr: float,
+               batch_size: int, generator: torch.Generator, momentum: float = 0.9,
+               weight_decay: float = 0.0, decay_mask: torch.Tensor | None = None,
+               loss_fn: Callable | None = None, snapshot_every: int | None = None,
+               lr_schedule: Callable[[int], float] | None = None,
+               ) -> tuple[torch.Tensor, list[torch.Tensor]]:
+    """Full-space heavy-ball momentum SGD from θ for ``steps`` steps (burn-in, pre-training,
+    trajectories). Returns θ_steps and, with ``snapshot_every=k``, θ at steps 0, k, 2k, ….
+    L2 ``weight_decay`` applies where ``decay_mask`` is 1 (all entries if None)."""
+    loss_fn = loss_fn or data.loss or F.cross_entropy
+    theta = theta.detach().clone().requires_grad_(True)
+    opt = torch.optim.SGD([theta], lr=lr, momentum=momentum)
+    snaps = [theta.detach().clone()] if snapshot_every else []
+    n = len(data.y_train)
+    for step, idx in enumerate(batch_order(n, batch_size, steps, generator), start=1):
+        if lr_schedule is not None:
+            opt.param_groups[0]["lr"] = lr_schedule(step - 1)
+        idx = idx.to(theta.device)
+        loss = loss_fn(net.forward(theta, data.x_train[idx]), data.y_train[idx])
+        if weight_decay:
+            sq = theta.pow(2) if decay_mask is None else theta.pow(2) * decay_mask
+            loss = loss + 0.5 * weight_decay * sq.sum()
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        if not torch.isfinite(loss):
+            raise DivergedError(f"full-space training diverged at step {step}")
+        if snapshot_every and step % snapshot_every == 0:
+            snaps.append(theta.detach().clone())
+    return theta.detach(), snaps
+
+
+def wall_clock() -> float:
+    return time.perf_counter()

@@ -1,0 +1,150 @@
+"""Run trials: what happens inside a worker (in-process, a pool process or a Dask worker).
+
+Workers never touch the store: they return plain dicts and the driver writes them. A worker
+rebuilds the plugin host from the list of plugin modules the driver was given, so third-party
+components work in every executor.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import platform
+import time
+import traceback
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+
+from dofbench.artifacts import ArtifactCache
+from dofbench.components import DataBundle
+from dofbench.errors import DivergedError, DofbenchError
+from dofbench.flat import FlatNet
+from dofbench.identity import canonical_json, derive_seed
+from dofbench.schemas import TrialSpec
+from dofbench.trainer import MethodContext, TrainOutcome, train_reparam
+
+
+@dataclass
+class Runtime:
+    """The "how" of a run: never part of a trial's identity."""
+
+    device: str = "auto"
+    plugins: list[str] = field(default_factory=list)
+    cache_dir: str | None = None
+    data_root: str | None = None
+    download: bool = False
+    threads: int | None = None
+
+    def as_dict(self) -> dict[str, Any]:
+        return dict(self.__dict__)
+
+
+def resolve_device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name.startswith("cuda") and not torch.cuda.is_available():
+        raise DofbenchError(f"--device {name}: CUDA is not available on this machine; use auto or cpu")
+    return torch.device(name)
+
+
+def versions() -> dict[str, str]:
+    import numpy
+
+    import dofbench
+
+    out = {"dofbench": dofbench.__version__, "torch": torch.__version__, "numpy": numpy.__version__,
+           "python": platform.python_version()}
+    if torch.cuda.is_available():
+        out["cuda"] = str(torch.version.cuda)
+    return out
+
+
+def now() -> str:
+    return _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
+
+
+class Worker:
+    """Holds the plugin host, artifact cache and loaded datasets of one worker process."""
+
+    def __init__(self, runtime: Runtime, host=None):
+        from dofbench.host import Host
+
+        self.runtime = runtime
+        self.host = host if host is not None else Host(runtime.plugins, use_env=False)
+        self.cache = ArtifactCache(runtime.cache_dir)
+        self.device = resolve_device(runtime.device)
+        self._data: dict[str, DataBundle] = {}
+        if runtime.threads:
+            torch.set_num_threads(runtime.threads)
+
+    def data(self, spec: TrialSpec) -> DataBundle:
+        key = canonical_json([spec.dataset.name, spec.dataset.params])
+        if key not in self._data:
+            comp = self.host.get("dataset", spec.dataset.name)
+            params = comp.parse_params(spec.dataset.params)
+            bundle = comp.load(params, data_root=self.runtime.data_root, download=self.runtime.download)
+            self._data[key] = bundle.to(self.device)
+        return self._data[key]
+
+    def build(self, spec: TrialSpec) -> tuple[FlatNet, torch.Tensor, DataBundle]:
+        data = self.data(spec)
+        model_c = self.host.get("model", spec.model.name)
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(derive_seed("init", *spec.init_key()))
+            module = model_c.build(model_c.parse_params(spec.model.params), data.info)
+        module = module.to(self.device)
+        net = FlatNet(module)
+        return net, net.flatten(), data
+
+    def context(self, spec: TrialSpec) -> MethodContext:
+        net, theta0, data = self.build(spec)
+        method = self.host.get("method", spec.method.name)
+        metrics = [c for c, _ in self.host.components("metric") if data.info.task in c.tasks]
+        return MethodContext(spec=spec, params=method.parse_params(spec.method.params), net=net,
+                             theta0=theta0, data=data, train=spec.train, device=self.device,
+                             cache=self.cache, metrics=metrics)
+
+    def run(self, spec: TrialSpec) -> dict[str, Any]:
+        started = now()
+        t0 = time.perf_counter()
+        result: dict[str, Any] = {
+            "trial_id": spec.trial_id, "spec": spec.model_dump(mode="json"), "started_at": started,
+            "device": str(self.device), "versions": versions(),
+        }
+        try:
+            ctx = self.context(spec)
+            result["total_params"] = ctx.D
+            method = self.host.get("method", spec.method.name)
+            outcome = method.train(ctx)
+            if outcome is None:
+                outcome = train_reparam(ctx, method.setup(ctx))
+            result.update(_outcome_fields(outcome))
+        except DivergedError as exc:
+            result.update(status="diverged", error=str(exc), metrics={}, evals=[], steps=0)
+        except Exception as exc:  # recorded, the run goes on
+            msg = " ".join(str(exc).split()) or exc.__class__.__name__
+            result.update(status="failed", error=f"{exc.__class__.__name__}: {msg}", metrics={},
+                          evals=[], steps=0, traceback=traceback.format_exc(limit=8))
+        result["wall_s"] = time.perf_counter() - t0
+        result["finished_at"] = now()
+        return result
+
+
+def _outcome_fields(o: TrainOutcome) -> dict[str, Any]:
+    return {"status": o.status, "error": o.error, "metrics": o.metrics, "evals": o.evals,
+            "steps": o.steps, "d_used": o.d, "method_info": o.info}
+
+
+_WORKERS: dict[str, Worker] = {}
+
+
+def run_group(specs: list[dict[str, Any]], runtime: dict[str, Any]) -> list[dict[str, Any]]:
+    """Entry point for executors: run trial specs (plain dicts) and return result dicts.
+    One Worker per runtime is kept per process, so data and artifacts are loaded once."""
+    rt = Runtime(**runtime)
+    key = canonical_json(rt.as_dict())
+    if key not in _WORKERS:
+        _WORKERS[key] = Worker(rt)
+    worker = _WORKERS[key]
+    return [worker.run(TrialSpec.model_validate(s)) for s in specs]

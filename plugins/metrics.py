@@ -1,0 +1,28 @@
+"""Built-in metrics: cross-entropy loss (the task's training loss) and accuracy."""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+
+from dofbench.components import FunctionMetric
+from dofbench.hookspecs import hookimpl
+
+
+def _loss_sum(outputs: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+    return F.cross_entropy(outputs, targets, reduction="sum")
+
+
+def _correct(outputs: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+    return (outputs.argmax(dim=-1) == targets).sum()
+
+
+@hookimpl
+def dofbench_metrics():
+    return [
+        FunctionMetric(name="loss", fn=_loss_sum, higher_is_better=False,
+                       description="Mean training loss of the task (cross-entropy for classification).",
+                       tasks=("classification", "regression", "quadratic")),
+        FunctionMetric(name="acc", fn=_correct, higher_is_better=True,
+                       description="Top-1 accuracy."),
+    ]

@@ -1,0 +1,104 @@
+"""Migrations, the success and leaderboard views (P_s and d* arithmetic), read-only queries."""
+
+import duckdb
+import pytest
+
+from dofbench.errors import DofbenchError
+from dofbench.store import MIGRATIONS, Store, migrate, schema_version
+
+
+def fake_result(tid, d, seed, acc, status="ok", method="m", D=1000):
+    spec = {"model": {"name": "mlp", "params": {}}, "dataset": {"name": "data", "params": {}},
+            "method": {"name": method, "params": {}}, "d": d, "seed": seed, "train": {}, "identity": {}}
+    metrics = {} if acc is None else {"train_acc": acc, "best_train_acc": acc, "train_loss": 1 - acc}
+    return {"trial_id": tid, "spec": spec, "status": status, "metrics": metrics, "evals": [(0, "train", "acc", 0.1)],
+            "total_params": D, "d_used": d, "steps": 10, "wall_s": 0.1, "device": "cpu"}
+
+
+def fill(store, rows, delta=0.25, epsilons=(0.5, 0.9)):
+    ids = []
+    for i, (d, seed, acc, *rest) in enumerate(rows):
+        r = fake_result(f"t{i}", d, seed, acc, *rest)
+        store.write_result(r, "s")
+        ids.append(r["trial_id"])
+    store.register_suite("s", "", {}, "test", ids, "train_acc", list(epsilons), delta, True)
+
+
+def test_migrations_create_the_documented_surface(db):
+    store = Store(db)
+    with store.write() as con:
+        assert schema_version(con) == len(MIGRATIONS)
+        assert migrate(con) == len(MIGRATIONS)  # idempotent
+        cols = {r[0] for r in con.execute("select column_name from information_schema.columns where table_name='trials'").fetchall()}
+    for c in ("trial_id suite model dataset method params d total_params seed status error train_loss train_acc "
+              "test_loss test_acc best_train_acc best_test_acc wall_s versions started_at finished_at spec").split():
+        assert c in cols
+    with store.read() as con:
+        for view, need in [("success", "suite model dataset method params d metric epsilon n successes p_success"),
+                           ("leaderboard", "suite model dataset method params metric epsilon delta d_star total_params d_star_fraction n_seeds")]:
+            got = {r[0] for r in con.execute(f"select column_name from information_schema.columns where table_name='{view}'").fetchall()}
+            assert set(need.split()) <= got, view
+        assert con.execute("select count(*) from evals").fetchone()[0] == 0
+
+
+def test_success_and_d_star(db):
+    store = Store(db)
+    # d=10: 0/4 succeed at 0.5; d=20: 3/4 ; d=40: 4/4 (one seed diverged at d=80); failed rows don't count
+    rows = [(10, s, 0.3) for s in range(4)] + [(20, 0, 0.6), (20, 1, 0.7), (20, 2, 0.55), (20, 3, 0.2)]
+    rows += [(40, s, 0.8) for s in range(4)] + [(80, 0, 0.95), (80, 1, 0.95), (80, 2, 0.99), (80, 3, None, "diverged")]
+    rows += [(80, 9, None, "failed")]
+    fill(store, rows)
+    sc = {(d, e): (n, k, p) for d, e, n, k, p in
+          store.query("select d, epsilon, n, successes, p_success from success")[1]}
+    assert sc[(10, 0.5)] == (4, 0, 0.0)
+    assert sc[(20, 0.5)] == (4, 3, 0.75)
+    assert sc[(80, 0.9)] == (4, 3, 0.75)  # the diverged seed counts as a failure; the failed trial not at all
+    lb = {e: (ds, n, f) for e, ds, n, f in
+          store.query("select epsilon, d_star, n_seeds, d_star_fraction from leaderboard")[1]}
+    assert lb[0.5] == (20, 4, 0.02)  # P_s = 0.75 ≥ 1 − δ = 0.75
+    assert lb[0.9] == (80, 4, 0.08)
+    fill(store, rows, delta=0.1)  # stricter δ: 0.75 no longer enough
+    lb = dict(store.query("select epsilon, d_star from leaderboard")[1])
+    assert lb == {0.5: 40, 0.9: None}
+
+
+def test_leaderboard_ranks_methods_within_a_task(db):
+    store = Store(db)
+    ids = []
+    for i, (m, d, acc) in enumerate([("a", 10, 0.9), ("a", 20, 0.9), ("b", 10, 0.1), ("b", 20, 0.9), ("c", 10, 0.1), ("c", 20, 0.1)]):
+        r = fake_result(f"r{i}", d, 0, acc, method=m)
+        store.write_result(r, "s")
+        ids.append(r["trial_id"])
+    store.register_suite("s", "", {}, "t", ids, "train_acc", [0.5], 0.1, True)
+    got = store.query("select method, d_star, rank from leaderboard order by rank, method")[1]
+    assert got == [("a", 10, 1), ("b", 20, 2), ("c", None, 3)]
+
+
+def test_queries_are_read_only_and_data_survive(db):
+    store = Store(db)
+    fill(store, [(10, 0, 0.3)])
+    with pytest.raises(DofbenchError, match="read-only"):
+        store.query("drop table trials")
+    with pytest.raises(DofbenchError, match="read-only"):
+        store.query("delete from trials")
+    assert store.query("select count(*) from trials")[1] == [(1,)]
+
+
+def test_missing_store_is_a_clear_error(tmp_path):
+    with pytest.raises(DofbenchError, match="no results store at .*run `dofbench run SUITE` first"):
+        Store(tmp_path / "none.duckdb").query("select 1")
+
+
+def test_rewrite_replaces_a_trial_and_its_evals(db):
+    store = Store(db)
+    store.write_result(fake_result("x", 5, 0, 0.2), "s")
+    store.write_result(fake_result("x", 5, 0, 0.7), "s")
+    assert store.query("select train_acc from trials")[1] == [(0.7,)]
+    assert store.query("select count(*) from evals")[1] == [(1,)]
+
+
+def test_old_store_is_migrated_on_read(db):
+    con = duckdb.connect(str(db))
+    con.execute("create table schema_migrations (version integer primary key, applied_at timestamptz)")
+    con.close()
+    assert Store(db).query("select count(*) from trials")[1] == [(0,)]

@@ -1,0 +1,92 @@
+"""The science of the shared trainer, the flat parametrisation, the projection and the optimizer."""
+
+import math
+
+import pytest
+import torch
+
+from dofbench.api import Session
+from dofbench.errors import DofbenchError
+from dofbench.flat import FlatNet
+from dofbench.optim import PaperAdam
+from dofbench.projections import DenseProjection
+from dofbench.trainer import batch_order
+
+
+def test_flatnet_roundtrip_and_functional_forward():
+    net = torch.nn.Sequential(torch.nn.Linear(3, 4), torch.nn.ReLU(), torch.nn.Linear(4, 2))
+    flat = FlatNet(net)
+    theta = flat.flatten()
+    assert flat.D == theta.numel() == 3 * 4 + 4 + 4 * 2 + 2
+    x = torch.randn(5, 3)
+    assert torch.allclose(flat.forward(theta, x), net(x))
+    assert torch.allclose(flat.forward(theta * 0, x), torch.zeros(5, 2))
+
+
+def test_dense_projection_is_the_papers():
+    g = torch.Generator().manual_seed(0)
+    p = DenseProjection(500, 20, g)
+    assert torch.allclose(p.A.norm(dim=0), torch.ones(20), atol=1e-5)  # unit-norm columns
+    gram = p.A.T @ p.A
+    assert (gram - torch.eye(20)).abs().max() > 0.01  # not orthogonalised
+    o = DenseProjection(500, 20, torch.Generator().manual_seed(0), orthonormal=True)
+    assert torch.allclose(o.A.T @ o.A, torch.eye(20), atol=1e-5)
+    again = DenseProjection(500, 20, torch.Generator().manual_seed(0))
+    assert torch.equal(again.A, p.A)
+    phi = torch.randn(20)
+    assert torch.allclose(p(phi), p.matrix() @ phi)
+
+
+def test_dense_projection_refuses_over_budget_before_allocating():
+    with pytest.raises(DofbenchError, match=r"dense 272474×10000 matrix needs 10.2 GiB, over the budget .*sparse or fastfood"):
+        DenseProjection(272_474, 10_000, torch.Generator(), budget_bytes=2 * 1024**3)
+
+
+def test_paper_adam_uses_constant_bias_correction():
+    p = torch.nn.Parameter(torch.zeros(1))
+    opt = PaperAdam([p], lr=0.1, betas=(0.9, 0.999), eps=0.0)
+    p.grad = torch.ones(1)
+    opt.step()
+    # m = 0.1, v = 0.001 → m/(1-β1) = 1, sqrt(v/(1-β2)) = 1 → step = lr
+    assert p.item() == pytest.approx(-0.1)
+    p.grad = torch.ones(1)
+    opt.step()
+    m, v = 0.9 * 0.1 + 0.1, 0.999 * 0.001 + 0.001
+    assert p.item() == pytest.approx(-0.1 - 0.1 * (m / 0.1) / math.sqrt(v / 0.001))
+    # torch Adam's first step would be exactly lr too; the second differs
+    q = torch.nn.Parameter(torch.zeros(1))
+    ref = torch.optim.Adam([q], lr=0.1, eps=0.0)
+    for _ in range(2):
+        q.grad = torch.ones(1)
+        ref.step()
+    assert q.item() != pytest.approx(p.item())
+
+
+def test_batch_order_is_a_permutation_per_epoch():
+    g = torch.Generator().manual_seed(1)
+    batches = batch_order(10, 4, 6, g)
+    assert [len(b) for b in batches] == [4, 4, 2, 4, 4, 2]
+    assert sorted(torch.cat(batches[:3]).tolist()) == list(range(10))
+
+
+SCIENCE = """
+[suites.science]
+models   = [{ name = "mlp", params = { hidden = [16] } }]
+datasets = [{ name = "mnist1d", params = { num_samples = 2000 } }]
+methods  = [{ name = "random-subspace" }, { name = "full", params = { optimizer = "adam", lr = 0.01 } }]
+dims     = [2, 820]
+seeds    = 1
+train    = { epochs = 8, batch_size = 128 }
+"""
+
+
+def test_subspace_accuracy_goes_from_chance_to_full_training(tmp_path):
+    cfg = tmp_path / "s.toml"
+    cfg.write_text(SCIENCE)
+    s = Session(tmp_path / "r.duckdb", config=cfg, use_env=False)
+    s.run(["science"])
+    acc = {(m, d): a for m, d, a in s.query("select method, d, best_train_acc from trials").rows}
+    full = acc[("full", 826)]
+    assert full > 0.4  # full training learns MNIST-1D well above chance (0.1)
+    assert acc[("random-subspace", 2)] < 0.2  # two directions: near chance
+    assert acc[("random-subspace", 820)] > full - 0.08  # d ≈ D: close to full training
