@@ -1,0 +1,1 @@
+"""Built-in plugin module `images` (components are added by its issue)."""

@@ -1,0 +1,1 @@
+"""Built-in plugin module `lottery` (components are added by its issue)."""

@@ -1,0 +1,1 @@
+"""Built-in plugin module `quadratic` (components are added by its issue)."""

@@ -1,0 +1,1 @@
+"""Built-in plugin module `vision` (components are added by its issue)."""
