@@ -124,6 +124,12 @@ class Method(Component):
         """Largest d this method accepts for a network with D = total_params parameters."""
         return total_params
 
+    def batchable(self, params: Params) -> bool:
+        """Whether seeds of this method can be trained together with torch.func.vmap: its
+        :meth:`setup` returns a :class:`dofbench.batched.AffineReparam`. The runner batches a
+        group of seeds only when the model's ``batchable`` agrees."""
+        return False
+
     def setup(self, ctx: "MethodContext") -> "Reparam":  # pragma: no cover - interface
         raise NotImplementedError
 

@@ -4,6 +4,16 @@ Nothing per-parameter happens in Python inside a training step beyond one ``spli
 tensor, and :meth:`FlatNet.forward` unflattens it into views and calls the module with
 ``torch.func.functional_call``. Buffers (e.g. BatchNorm running statistics) are not parameters:
 they are not counted in D and are passed to the module as they are.
+
+BatchNorm under the functional trainer: the module's mode decides which statistics are used.
+Training steps run in train mode (:meth:`FlatNet.train`): BatchNorm normalises with the batch's
+statistics and updates its running mean and variance in place in :attr:`FlatNet.buffers` (an
+exponential average with the layer's momentum, never differentiated). :func:`dofbench.trainer.
+evaluate` switches to eval mode for the full-set evaluations (running statistics used, not
+updated) and restores the previous mode, so outside ``evaluate`` a network is always in train mode
+(as built), also in :func:`dofbench.trainer.train_full`. :meth:`FlatNet.reset_buffers` restores the buffers
+captured at construction; :func:`dofbench.trainer.train_reparam` calls it at the start of every
+trial, so each trial's statistics come from its own training steps only.
 """
 
 from __future__ import annotations
@@ -24,6 +34,22 @@ class FlatNet:
         self.numels = [p.numel() for _, p in named]
         self.D = int(sum(self.numels))
         self.buffers = dict(module.named_buffers())
+        self.initial_buffers = {n: b.detach().clone() for n, b in self.buffers.items()}
+
+    def train(self, mode: bool = True) -> "FlatNet":
+        """Train mode (BatchNorm uses and updates batch statistics) or eval mode (running ones)."""
+        self.module.train(mode)
+        return self
+
+    @property
+    def training(self) -> bool:
+        return self.module.training
+
+    def reset_buffers(self) -> None:
+        """Restore every buffer (BatchNorm running statistics) to its value at construction."""
+        with torch.no_grad():
+            for n, b in self.buffers.items():
+                b.copy_(self.initial_buffers[n])
 
     def flatten(self) -> torch.Tensor:
         """θ of the module's current parameters, as one detached flat tensor."""

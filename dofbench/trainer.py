@@ -113,7 +113,19 @@ def steps_per_epoch(n: int, batch_size: int) -> int:
 @torch.no_grad()
 def evaluate(net: FlatNet, theta: torch.Tensor, data: DataBundle, metrics: list[Metric],
              loss_fn: Callable, batch_size: int = 4096) -> dict[str, float]:
-    """Every metric on the full train and test sets: {'train_loss': ..., 'test_acc': ...}."""
+    """Every metric on the full train and test sets: {'train_loss': ..., 'test_acc': ...}.
+    Runs the network in eval mode (BatchNorm uses its running statistics and leaves them as they
+    are) and restores the previous mode afterwards."""
+    was_training = net.training
+    net.train(False)
+    try:
+        return _evaluate_splits(net, theta, data, metrics, loss_fn, batch_size)
+    finally:
+        net.train(was_training)
+
+
+def _evaluate_splits(net: FlatNet, theta: torch.Tensor, data: DataBundle, metrics: list[Metric],
+                     loss_fn: Callable, batch_size: int) -> dict[str, float]:
     out: dict[str, float] = {}
     for split in ("train", "test"):
         x, y = data.split(split)
@@ -166,6 +178,8 @@ def train_reparam(ctx: MethodContext, rep: Reparam) -> TrainOutcome:
     batches = batch_order(n, cfg.batch_size, total, gen)
     loss_fn = ctx.loss_fn()
 
+    net.reset_buffers()  # BatchNorm running statistics start afresh for every trial
+    net.train()  # steps in train mode; evaluate() switches to eval mode and back
     phi = rep.phi0.detach().clone().to(ctx.device).requires_grad_(True)
     opt = make_optimizer(rep.optimizer, [phi], rep.lr, **rep.optimizer_kwargs)
     evals: list[tuple[int, str, str, float]] = []

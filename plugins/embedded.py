@@ -9,6 +9,7 @@ from pydantic import Field
 
 from dofbench.artifacts import ArtifactCache
 from dofbench.components import DataBundle, Dataset, DatasetInfo, Params
+from dofbench.data import shuffle_labels
 from dofbench.hookspecs import hookimpl
 
 
@@ -18,6 +19,8 @@ class MNIST1DParams(Params):
     train_split: float = Field(0.8, gt=0, lt=1, description="Fraction of examples in the training set.")
     generator_seed: int = Field(42, description="Seed of the mnist1d generator (42 gives the standard dataset).")
     subsample: int | None = Field(None, gt=0, description="Keep only the first N training examples.")
+    random_labels: float = Field(0.0, ge=0, le=1, description="Fraction of training labels shuffled among "
+                                 "themselves (Li et al.'s shuffled-label experiments; seeded by generator_seed).")
 
 
 def _generate(p: MNIST1DParams) -> dict[str, np.ndarray]:
@@ -54,6 +57,8 @@ class MNIST1D(Dataset):
         y = torch.as_tensor(arrays["y"], dtype=torch.long)
         if p.subsample:
             x, y = x[:p.subsample], y[:p.subsample]
+        if p.random_labels > 0:
+            y = torch.as_tensor(shuffle_labels(y.numpy(), p.random_labels, p.generator_seed))
         return DataBundle(x, y, torch.as_tensor(arrays["x_test"], dtype=torch.float32),
                           torch.as_tensor(arrays["y_test"], dtype=torch.long), self.info(p))
 
