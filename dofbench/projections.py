@@ -1,42 +1,96 @@
 """Random projections A: R^d → R^D for the subspace methods, behind one interface.
 
-Every projection is an exact linear map; :meth:`Projection.matrix` materialises it (for tests and
-theory on small D). Randomness comes from a CPU ``torch.Generator`` so a seed gives the same map on
-every device.
+Every projection is an exact linear map θ-offset = A φ:
+
+- ``dense``: the paper's i.i.d. N(0, 1) matrix with unit-norm columns (not orthogonalised), the
+  faithful reference; refused before allocation when 4·D·d bytes exceed a budget;
+- ``orthonormal``: the same matrix with QR-orthonormalised columns (for the theory);
+- ``sparse``: Li et al.'s very sparse projection: per parameter tensor ("layer") of n entries,
+  density 1/sqrt(n), values ±1, then global column normalisation; applied with gather +
+  ``index_add`` (torch.sparse matmul is several times slower on CPU);
+- ``fastfood``: Li et al.'s H·G·Π·H·B with an unnormalised fast Walsh–Hadamard transform, built
+  from ⌈D/L⌉ stacked independent blocks of size L = 2^⌈log2 d⌉ (not one block of 2^⌈log2 D⌉):
+  O(D log d) time, O(D) memory whatever d is, columns of unit norm in expectation (exactly unit
+  when L divides D);
+- ``auto``: :func:`resolve_kind` picks dense while the matrix is small, fastfood otherwise.
+
+A projection keeps its randomness in a few tensors (:attr:`Projection.tensors`) and applies them
+with the pure function :meth:`Projection.apply`, so seeds can be stacked and trained together
+under ``torch.func.vmap`` (:func:`stack_projections`). :meth:`Projection.matrix` materialises the
+map (for tests and theory on small D). Randomness comes from a CPU ``torch.Generator``, so a seed
+gives the same map on every device.
 """
 
 from __future__ import annotations
 
+import functools
+import math
+from typing import Any, ClassVar, Literal
+
 import torch
+import torch.nn.functional as F
 
 from dofbench.errors import DofbenchError
 
 DEFAULT_DENSE_BUDGET_BYTES = 2 * 1024**3
+DEFAULT_AUTO_DENSE_BYTES = 64 * 1024**2
+
+ProjectionKind = Literal["dense", "orthonormal", "sparse", "fastfood", "auto"]
+KINDS: tuple[str, ...] = ("dense", "orthonormal", "sparse", "fastfood", "auto")
 
 
 class Projection:
-    kind = "projection"
+    """An exact linear map R^d → R^D held in :attr:`tensors` and applied by :meth:`apply`."""
+
+    kind: ClassVar[str] = "projection"
 
     def __init__(self, D: int, d: int):
         self.D, self.d = int(D), int(d)
+        self.tensors: dict[str, torch.Tensor] = {}
 
-    def __call__(self, phi: torch.Tensor) -> torch.Tensor:  # pragma: no cover - interface
+    # --- the map -------------------------------------------------------------------------------
+    def static(self) -> dict[str, Any]:
+        """Non-tensor configuration passed to :meth:`apply` (equal across stacked seeds)."""
+        return {"D": self.D, "d": self.d}
+
+    @staticmethod
+    def apply(t: dict[str, torch.Tensor], phi: torch.Tensor, **static: Any) -> torch.Tensor:
+        """A φ from the tensors ``t`` of one projection; pure, so ``vmap`` can batch it."""
+        raise NotImplementedError  # pragma: no cover - interface
+
+    @classmethod
+    def apply_stacked(cls, t: dict[str, torch.Tensor], phi: torch.Tensor, **static: Any) -> torch.Tensor:
+        """A_k φ_k for K stacked projections (tensors with a leading K axis) and φ of shape (K, d)."""
+        return torch.func.vmap(lambda tk, pk: cls.apply(tk, pk, **static))(t, phi)
+
+    def __call__(self, phi: torch.Tensor) -> torch.Tensor:
         """A φ, a flat tensor of length D."""
-        raise NotImplementedError
-
-    @property
-    def memory_bytes(self) -> int:  # pragma: no cover - interface
-        raise NotImplementedError
+        return self.apply(self.tensors, phi, **self.static())
 
     def matrix(self) -> torch.Tensor:
-        """The D×d matrix of the map (column j = A e_j)."""
-        eye = torch.eye(self.d, device=self.device, dtype=self.dtype)
-        return torch.stack([self(eye[j]) for j in range(self.d)], dim=1)
+        """The D×d matrix of the map (column j = A e_j), by applying it to the identity."""
+        eye = torch.eye(self.d, device=self.device, dtype=torch.float32)
+        return torch.func.vmap(self, in_dims=1, out_dims=1)(eye)
 
-    device: torch.device = torch.device("cpu")
-    dtype: torch.dtype = torch.float32
+    # --- bookkeeping ---------------------------------------------------------------------------
+    @property
+    def device(self) -> torch.device:
+        return next(iter(self.tensors.values())).device
+
+    @property
+    def memory_bytes(self) -> int:
+        """Bytes held by the projection between steps."""
+        return int(sum(t.numel() * t.element_size() for t in self.tensors.values()))
+
+    def info(self) -> dict[str, Any]:
+        return {"projection": self.kind, "projection_bytes": self.memory_bytes}
+
+    def to(self, device: torch.device | str) -> "Projection":
+        self.tensors = {k: v.to(device) for k, v in self.tensors.items()}
+        return self
 
 
+# ------------------------------------------------------------------------------------- dense
 class DenseProjection(Projection):
     """The paper's projection: i.i.d. N(0, 1) entries, each column scaled to unit ℓ2 norm
     (columns not orthogonalised); ``orthonormal=True`` orthonormalises them with QR instead."""
@@ -46,7 +100,7 @@ class DenseProjection(Projection):
     def __init__(self, D: int, d: int, generator: torch.Generator, device: torch.device | str = "cpu",
                  *, orthonormal: bool = False, budget_bytes: int = DEFAULT_DENSE_BUDGET_BYTES):
         super().__init__(D, d)
-        need = 4 * self.D * self.d
+        need = dense_bytes(self.D, self.d)
         if need > budget_bytes:
             raise DofbenchError(
                 f"projection: a dense {self.D}×{self.d} matrix needs {need / 1024**3:.1f} GiB, over the "
@@ -57,19 +111,253 @@ class DenseProjection(Projection):
             if self.d > self.D:
                 raise DofbenchError(f"projection: orthonormal columns need d ≤ D (d={self.d}, D={self.D})")
             a, _ = torch.linalg.qr(a)
+            self.kind = "orthonormal"
         else:
             a = a / a.norm(dim=0, keepdim=True)
-        self.A = a.to(device)
-        self.device = self.A.device
-        if orthonormal:
-            self.kind = "orthonormal"
+        self.tensors = {"A": a.to(device)}
 
-    def __call__(self, phi: torch.Tensor) -> torch.Tensor:
-        return self.A @ phi
+    @property
+    def A(self) -> torch.Tensor:
+        return self.tensors["A"]
+
+    @staticmethod
+    def apply(t, phi, **static):
+        return t["A"] @ phi
+
+    @classmethod
+    def apply_stacked(cls, t, phi, **static):
+        # one matrix-vector product per seed: CPU BLAS runs these ~3× faster than a batched bmm
+        return torch.stack([a @ p for a, p in zip(t["A"], phi)])
 
     def matrix(self) -> torch.Tensor:
         return self.A
 
+
+def dense_bytes(D: int, d: int) -> int:
+    """Bytes of a float32 D×d matrix."""
+    return 4 * int(D) * int(d)
+
+
+# ------------------------------------------------------------------------------------- sparse
+class SparseProjection(Projection):
+    """Li et al.'s very sparse random projection with global column normalisation.
+
+    Entry (i, j) of the rows of a parameter tensor with n entries is nonzero with probability
+    1/sqrt(n), independently, with value ±1; every column is then divided by its ℓ2 norm. A column
+    left empty by chance (possible only for tiny D) gets one ±1 entry at a random row. Stored as
+    (row, col, value) triples sorted by row; applied as ``zeros(D).index_add(rows, vals·φ[cols])``.
+    """
+
+    kind = "sparse"
+
+    def __init__(self, D: int, d: int, generator: torch.Generator, device: torch.device | str = "cpu",
+                 *, segments: list[int] | None = None):
+        super().__init__(D, d)
+        segments = list(segments) if segments else [self.D]
+        if sum(segments) != self.D:
+            raise ValueError(f"segments sum to {sum(segments)}, not D={self.D}")
+        rows, cols = [], []
+        offset = 0
+        for n in segments:
+            p = min(1.0, 1.0 / math.sqrt(n))
+            pos = _bernoulli_positions(n * self.d, p, generator)
+            rows.append(pos // self.d + offset)
+            cols.append(pos % self.d)
+            offset += n
+        row, col = torch.cat(rows), torch.cat(cols)
+        counts = torch.bincount(col, minlength=self.d)
+        empty = (counts == 0).nonzero().flatten()
+        if len(empty):  # give each empty column one entry, keeping rows sorted
+            extra = torch.randint(0, self.D, (len(empty),), generator=generator)
+            row, col = torch.cat([row, extra]), torch.cat([col, empty])
+            order = torch.argsort(row, stable=True)
+            row, col = row[order], col[order]
+            counts = torch.bincount(col, minlength=self.d)
+        sign = torch.randint(0, 2, (len(row),), generator=generator).float().mul_(2).sub_(1)
+        vals = sign / counts.float().sqrt()[col]
+        self.tensors = {"rows": row.int().to(device), "cols": col.int().to(device), "vals": vals.to(device)}
+
+    @staticmethod
+    def apply(t, phi, *, D, d):
+        return phi.new_zeros(D).index_add(0, t["rows"], t["vals"] * phi.index_select(0, t["cols"]))
+
     @property
-    def memory_bytes(self) -> int:
-        return self.A.numel() * self.A.element_size()
+    def nnz(self) -> int:
+        return int(self.tensors["rows"].numel())
+
+
+def _bernoulli_positions(n: int, p: float, generator: torch.Generator) -> torch.Tensor:
+    """Sorted positions in [0, n) of independent Bernoulli(p) successes, drawn as cumulative
+    geometric gaps: O(n·p) time and memory however large n is."""
+    if p >= 1.0:
+        return torch.arange(n)
+    log_q = math.log1p(-p)
+    out: list[torch.Tensor] = []
+    last = -1
+    while True:
+        mean = (n - 1 - last) * p
+        k = int(mean + 6 * math.sqrt(mean + 1) + 16)
+        u = torch.rand(k, generator=generator, dtype=torch.float64).clamp_min_(1e-300)
+        gaps = torch.floor(torch.log(u) / log_q).long() + 1
+        pos = last + torch.cumsum(gaps, 0)
+        inside = pos[pos < n]
+        out.append(inside)
+        if len(inside) < k:
+            return torch.cat(out)
+        last = int(pos[-1])
+
+
+# ------------------------------------------------------------------------------------- fastfood
+FASTFOOD_MIN_BLOCK = 64  # smallest Fastfood block: tiny d would otherwise pay per-block overhead
+
+
+class FastfoodProjection(Projection):
+    """Li et al.'s Fastfood projection from stacked independent blocks.
+
+    With L = max(2^⌈log2 d⌉, :data:`FASTFOOD_MIN_BLOCK`) and nb = ⌈D/L⌉ blocks, block i maps φ to
+    s_i · H·diag(G_i)·Π_i·H·diag(B_i)·pad_L(φ) (unnormalised Walsh–Hadamard H, B_i ∈ {±1}^d,
+    Π_i a random permutation of L, G_i ~ N(0, 1)^L) and the blocks are stacked and cut to D rows.
+    A column's squared norm inside block i is exactly L·ΣG_i², so s_i = 1 / (sqrt(L·ΣG_i²)·sqrt(D/L))
+    (methods.md §1, per block) makes every column unit-norm in expectation. Stored compactly —
+    G_i in float16 (the map is defined by the stored values), Π_i as int16 when L ≤ 2^15, B_i as
+    int8 — about D·(4 + d/L) bytes: under 2·D floats whatever d is in practice. Forward and
+    backward (Aᵀ, the same transforms in reverse) save nothing for autograd beyond the projection.
+    """
+
+    kind = "fastfood"
+
+    def __init__(self, D: int, d: int, generator: torch.Generator, device: torch.device | str = "cpu"):
+        super().__init__(D, d)
+        L = max(1 << max(0, math.ceil(math.log2(self.d))), FASTFOOD_MIN_BLOCK)
+        nb = -(-self.D // L)
+        B = torch.randint(0, 2, (nb, self.d), generator=generator).to(torch.int8).mul_(2).sub_(1)
+        G = torch.randn(nb, L, generator=generator).to(torch.float16)
+        perm = torch.argsort(torch.rand(nb, L, generator=generator), dim=1)
+        perm = perm.to(torch.int16 if L <= 2**15 else torch.int32)
+        g2 = G.double().pow(2).sum(1)
+        scale = (1.0 / (torch.sqrt(L * g2) * math.sqrt(self.D / L))).float()
+        self.L, self.nb = L, nb
+        self.tensors = {"B": B.to(device), "G": G.to(device), "perm": perm.to(device),
+                        "scale": scale.to(device)}
+
+    def static(self):
+        return {"D": self.D, "d": self.d}
+
+    @staticmethod
+    def apply(t, phi, *, D, d):
+        return _FastfoodFn.apply(phi, t["B"], t["G"], t["perm"], t["scale"], D)
+
+
+def fastfood_forward(phi, B, G, perm, scale, D):
+    """A φ for one Fastfood projection (see :class:`FastfoodProjection`)."""
+    nb, L = G.shape
+    x = F.pad(B.to(phi.dtype) * phi, (0, L - phi.shape[-1]))  # (nb, L): pad_L(B_i φ)
+    u = fwht(x).gather(1, perm.to(torch.int32)) * G.to(phi.dtype)
+    y = fwht(u) * scale.unsqueeze(1)
+    return y.reshape(nb * L)[:D]
+
+
+def fastfood_transpose(g, B, G, perm, scale, D):
+    """Aᵀ g for one Fastfood projection: the adjoint of :func:`fastfood_forward`."""
+    nb, L = G.shape
+    y = F.pad(g, (0, nb * L - D)).reshape(nb, L) * scale.unsqueeze(1)
+    v = fwht(y) * G.to(g.dtype)
+    u = torch.zeros_like(v).scatter(1, perm.to(torch.int32), v)
+    return (fwht(u)[:, :B.shape[1]] * B.to(g.dtype)).sum(0)
+
+
+class _FastfoodFn(torch.autograd.Function):
+    generate_vmap_rule = True
+
+    @staticmethod
+    def forward(phi, B, G, perm, scale, D):
+        return fastfood_forward(phi, B, G, perm, scale, D)
+
+    @staticmethod
+    def setup_context(ctx, inputs, output):
+        _, B, G, perm, scale, D = inputs
+        ctx.save_for_backward(B, G, perm, scale)
+        ctx.D = D
+
+    @staticmethod
+    def backward(ctx, grad):
+        B, G, perm, scale = ctx.saved_tensors
+        return fastfood_transpose(grad, B, G, perm, scale, ctx.D), None, None, None, None, None
+
+
+HADAMARD_MAX_BITS = 7  # the transform multiplies by Hadamard matrices of at most 2^7 = 128 rows
+
+
+@functools.lru_cache(maxsize=64)
+def _hadamard(bits: int, dtype: torch.dtype, device: torch.device) -> torch.Tensor:
+    h = torch.ones(1, 1, dtype=dtype)
+    for _ in range(bits):
+        h = torch.cat([torch.cat([h, h], 1), torch.cat([h, -h], 1)], 0)
+    return h.to(device)
+
+
+def _split_bits(k: int) -> list[int]:
+    parts = -(-k // HADAMARD_MAX_BITS) if k else 0
+    return [k // parts + (1 if i < k % parts else 0) for i in range(parts)]
+
+
+def fwht(x: torch.Tensor) -> torch.Tensor:
+    """Unnormalised fast Walsh–Hadamard transform along the last axis (length a power of 2), in
+    Sylvester order: H_L = H_{m1} ⊗ … ⊗ H_{mr}, one small matrix product per factor (each moves
+    its axis to the end, so after all factors the order is the original one)."""
+    L = x.shape[-1]
+    k = L.bit_length() - 1
+    if L != 1 << k:
+        raise ValueError(f"fwht needs a power-of-2 length, got {L}")
+    lead = x.shape[:-1]
+    y = x.reshape(-1, L)
+    n = y.shape[0]
+    for bits in _split_bits(k):
+        m = 1 << bits
+        y = (y.reshape(n, m, L // m).transpose(1, 2) @ _hadamard(bits, x.dtype, x.device)).reshape(n, L)
+    return y.reshape(*lead, L)
+
+
+# ------------------------------------------------------------------------------------- choice
+def resolve_kind(kind: str, D: int, d: int, *, auto_dense_bytes: int = DEFAULT_AUTO_DENSE_BYTES) -> str:
+    """The concrete projection ``kind`` stands for: ``auto`` → dense while its matrix is at most
+    ``auto_dense_bytes`` (one matrix product is the cheapest map there), fastfood otherwise
+    (O(D) memory, O(D log d) time — the cheapest that fits at scale)."""
+    if kind != "auto":
+        return kind
+    return "dense" if dense_bytes(D, d) <= auto_dense_bytes else "fastfood"
+
+
+def make_projection(kind: str, D: int, d: int, generator: torch.Generator,
+                    device: torch.device | str = "cpu", *, segments: list[int] | None = None,
+                    budget_bytes: int = DEFAULT_DENSE_BUDGET_BYTES,
+                    auto_dense_bytes: int = DEFAULT_AUTO_DENSE_BYTES) -> Projection:
+    """Build the projection ``kind`` (one of :data:`KINDS`) for a map R^d → R^D.
+    ``segments`` are the sizes of the parameter tensors (the sparse projection's "layers")."""
+    if d < 1 or d > D:
+        raise DofbenchError(f"projection: d must be in 1..D={D}, got {d}")
+    resolved = resolve_kind(kind, D, d, auto_dense_bytes=auto_dense_bytes)
+    if resolved in ("dense", "orthonormal"):
+        return DenseProjection(D, d, generator, device, orthonormal=resolved == "orthonormal",
+                               budget_bytes=budget_bytes)
+    if resolved == "sparse":
+        return SparseProjection(D, d, generator, device, segments=segments)
+    if resolved == "fastfood":
+        return FastfoodProjection(D, d, generator, device)
+    raise DofbenchError(f"projection: unknown kind {kind!r}; allowed: {', '.join(KINDS)}")
+
+
+def stack_projections(projs: list[Projection]) -> tuple[type[Projection], dict[str, Any], dict[str, torch.Tensor]]:
+    """(class, static config, tensors stacked on a new leading axis) of projections of the same
+    kind and shape, for ``vmap``. Sparse projections are padded to the largest nonzero count with
+    zero values (which add nothing). Raises ValueError when they cannot be stacked."""
+    first = projs[0]
+    if any(type(p) is not type(first) or p.static() != first.static() for p in projs):
+        raise ValueError("projections differ in kind or shape")
+    if isinstance(first, SparseProjection):
+        n = max(p.nnz for p in projs)
+        tensors = {k: torch.stack([F.pad(p.tensors[k], (0, n - p.nnz)) for p in projs])
+                   for k in first.tensors}
+    else:
+        tensors = {k: torch.stack([p.tensors[k] for p in projs]) for k in first.tensors}
+    return type(first), first.static(), tensors

@@ -1,22 +1,30 @@
 """Subspace methods: training in a random affine subspace θ = θ0 + Aφ (Li et al. 2018;
-Larsen et al. 2022 §random affine subspaces), and full training as the d = D reference."""
+Larsen et al. 2022 §random affine subspaces), in a burn-in affine subspace θ = θ_t + Aφ
+(Larsen et al. 2022 §burn-in), and full training as the d = D reference."""
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Any, Literal
 
+import torch
 from pydantic import Field
 
+from dofbench.batched import AffineReparam
 from dofbench.components import Method, Params
 from dofbench.hookspecs import hookimpl
-from dofbench.projections import DenseProjection
-from dofbench.trainer import MethodContext, Reparam
+from dofbench.identity import derive_seed
+from dofbench.projections import ProjectionKind, make_projection
+from dofbench.trainer import MethodContext, Reparam, train_full
 
 
 class SubspaceParams(Params):
-    projection: Literal["dense", "orthonormal"] = Field(
+    projection: ProjectionKind = Field(
         "dense", description="Random projection A: 'dense' = the paper's i.i.d. Gaussian columns "
-        "scaled to unit norm; 'orthonormal' = the same with orthonormalised columns.")
+        "scaled to unit norm (stores D×d floats); 'orthonormal' = the same with orthonormalised "
+        "columns; 'sparse' = Li et al.'s very sparse ±1 projection (density 1/sqrt(layer size)), "
+        "columns normalised; 'fastfood' = Li et al.'s Fastfood transform (O(D) memory, unit-norm "
+        "columns in expectation); 'auto' = dense while the matrix is at most auto_dense_mb, "
+        "fastfood beyond (the resolved choice is stored in method_info).")
     optimizer: Literal["paper-adam", "adam"] = Field(
         "paper-adam", description="Optimizer of φ: 'paper-adam' = Adam with the constant bias "
         "correction of the paper's code; 'adam' = torch.optim.Adam.")
@@ -25,19 +33,34 @@ class SubspaceParams(Params):
     beta2: float = Field(0.999, ge=0, lt=1, description="Adam β2 (paper: 0.999).")
     eps: float = Field(1e-7, gt=0, description="Adam ε (paper: 1e-7).")
     dense_budget_gb: float = Field(2.0, gt=0, description="Largest dense projection matrix allowed, in GiB.")
+    auto_dense_mb: float = Field(
+        64.0, ge=0, description="projection='auto' uses dense while the D×d float32 matrix is at "
+        "most this many MiB (one matrix product is the fastest map there), fastfood beyond.")
 
 
-def subspace_reparam(ctx: MethodContext, p: SubspaceParams, origin) -> Reparam:
-    """θ = origin + Aφ with a fresh A per (seed, d), φ0 = 0."""
-    proj = DenseProjection(ctx.D, ctx.d, ctx.generator("projection", ctx.d), ctx.device,
-                           orthonormal=p.projection == "orthonormal",
-                           budget_bytes=int(p.dense_budget_gb * 1024**3))
+def projection_seed(ctx: MethodContext) -> torch.Generator:
+    """Generator of A: depends on (model, dataset, seed, d) only — not on the method or its
+    optimizer — so random-subspace and burn-in-subspace at t = 0 draw the same A, and variants
+    that differ only in the optimizer are compared on the same subspace."""
+    g = torch.Generator(device="cpu")
+    g.manual_seed(derive_seed("projection", *ctx.spec.init_key(), ctx.d))
+    return g
+
+
+def subspace_reparam(ctx: MethodContext, p: SubspaceParams, origin: torch.Tensor,
+                     info: dict[str, Any] | None = None) -> AffineReparam:
+    """θ = origin + Aφ with a fresh A per (seed, d), φ0 = 0; the resolved projection goes into
+    the trial's method_info."""
+    proj = make_projection(p.projection, ctx.D, ctx.d, projection_seed(ctx), ctx.device,
+                           segments=ctx.net.numels, budget_bytes=int(p.dense_budget_gb * 1024**3),
+                           auto_dense_bytes=int(p.auto_dense_mb * 1024**2))
     origin = origin.to(ctx.device)
-    return Reparam(
+    return AffineReparam(
         phi0=origin.new_zeros(ctx.d), theta=lambda phi: origin + proj(phi),
         optimizer=p.optimizer, lr=p.lr,
         optimizer_kwargs={"betas": (p.beta1, p.beta2), "eps": p.eps},
-        info={"projection": proj.kind, "projection_bytes": proj.memory_bytes})
+        info={**proj.info(), "projection_requested": p.projection, **(info or {})},
+        origin=origin, projection=proj)
 
 
 class RandomSubspace(Method):
@@ -45,8 +68,58 @@ class RandomSubspace(Method):
     description = "θ = θ0 + Aφ with a random A ∈ R^{D×d}; φ starts at 0 (Li et al. 2018)."
     Params = SubspaceParams
 
+    def batchable(self, params: SubspaceParams) -> bool:
+        return True
+
     def setup(self, ctx: MethodContext) -> Reparam:
         return subspace_reparam(ctx, ctx.params, ctx.theta0)
+
+
+class BurnInParams(SubspaceParams):
+    steps: int = Field(0, ge=0, description="Burn-in length t: full-space steps before the subspace "
+                       "is drawn through θ_t (paper sweeps 0, 4, 16, 64, 256; t = 0 is random-subspace).")
+    burn_in_lr: float | None = Field(None, gt=0, description="Learning rate of the burn-in steps "
+                                     "(None: the same as lr, as in the paper).")
+    momentum: float = Field(0.9, ge=0, lt=1, description="Heavy-ball momentum of the burn-in (paper: 0.9).")
+    extra_step: bool = Field(False, description="Take t + 1 burn-in steps, as the paper's released "
+                             "code does (its loop runs t + 1 times); False = exactly t steps, as the text says.")
+
+
+def burn_in_point(ctx: MethodContext, steps: int, lr: float, momentum: float) -> torch.Tensor:
+    """θ_t: ``steps`` full-space heavy-ball steps from θ0 (SGD with momentum, no weight decay,
+    the suite's batch size, a data order of its own). Cached as artifact kind 'burn-in' under
+    (model, dataset, seed, batch size, steps, lr, momentum): computed once per (seed, t) and
+    shared by every d, projection and subspace optimizer — and by any method that reuses it."""
+    if steps == 0:
+        return ctx.theta0
+    key = [*ctx.spec.init_key(), {"batch_size": ctx.train.batch_size, "steps": steps, "lr": lr,
+                                  "momentum": momentum}]
+
+    def create() -> torch.Tensor:
+        g = torch.Generator(device="cpu")
+        g.manual_seed(derive_seed("burn-in-order", *key))
+        theta, _ = train_full(ctx.net, ctx.theta0, ctx.data, steps=steps, lr=lr, momentum=momentum,
+                              batch_size=ctx.train.batch_size, generator=g, loss_fn=ctx.loss_fn())
+        return theta.cpu()
+
+    return ctx.cache.get_or_create("burn-in", key, create).to(ctx.device)
+
+
+class BurnInSubspace(Method):
+    name = "burn-in-subspace"
+    description = ("θ = θ_t + Aφ: t full-space momentum steps from θ0, then a random affine subspace "
+                   "through θ_t (Larsen et al. 2022); t = 0 is random-subspace.")
+    Params = BurnInParams
+
+    def batchable(self, params: BurnInParams) -> bool:
+        return True
+
+    def setup(self, ctx: MethodContext) -> Reparam:
+        p: BurnInParams = ctx.params
+        steps = p.steps + (1 if p.extra_step else 0)
+        lr = p.burn_in_lr if p.burn_in_lr is not None else p.lr
+        origin = burn_in_point(ctx, steps, lr, p.momentum)
+        return subspace_reparam(ctx, p, origin, info={"burn_in_steps": steps, "burn_in_lr": lr})
 
 
 class FullParams(Params):
@@ -72,4 +145,4 @@ class Full(Method):
 
 @hookimpl
 def dofbench_methods():
-    return [RandomSubspace(), Full()]
+    return [RandomSubspace(), BurnInSubspace(), Full()]

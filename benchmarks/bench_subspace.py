@@ -1,0 +1,188 @@
+"""Subspace training at scale, measured side by side in one process (`python -m benchmarks subspace`).
+
+1. step time of subspace training ÷ a full-parameter step, per projection and d, on Conv-2
+   (28×28×1), ResNet-20 (32×32×3) and the MNIST-1D MLP — random inputs of the right shape, one
+   training step each (forward, backward, optimizer), medians over interleaved rounds;
+2. memory of the projection: bytes it holds (÷ D floats), and the peak of its forward + backward
+   alone (CPU: from the profiler's allocation events; CUDA: max_memory_allocated);
+3. per-trial throughput of K seeds trained together (vmap) ÷ one at a time, through the worker,
+   on the MNIST-1D MLP.
+
+Nothing here is asserted; numbers depend on the machine. Environment: DOFBENCH_BENCH_THREADS
+(torch threads, default 1 — one per worker, as the executors run), DOFBENCH_BENCH_DEVICE
+(auto|cpu|cuda, default auto), DOFBENCH_BENCH_QUICK=1 (fewer cases, for a smoke run).
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import statistics
+import tempfile
+import time
+from typing import Callable
+
+import torch
+
+from dofbench.components import DatasetInfo
+from dofbench.errors import DofbenchError
+from dofbench.flat import FlatNet
+from dofbench.host import Host
+from dofbench.optim import make_optimizer
+from dofbench.projections import make_projection
+
+PROJECTIONS = ("dense", "sparse", "fastfood")
+DIMS = (10, 100, 1000, 10_000)
+CASES = [  # (label, model, params, input shape, batch)
+    ("Conv-2", "conv", {"channels": [16, 32]}, (1, 28, 28), 128),
+    ("ResNet-20", "resnet20", {}, (3, 32, 32), 128),
+    ("MNIST-1D MLP", "mlp", {"hidden": [100, 100]}, (40,), 128),
+]
+
+
+def _sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def _timer(fn: Callable[[], None], device: torch.device, steps: int) -> float:
+    _sync(device)
+    t = time.perf_counter()
+    for _ in range(steps):
+        fn()
+    _sync(device)
+    return (time.perf_counter() - t) / steps
+
+
+def _step_fn(net: FlatNet, theta_of: Callable, param: torch.Tensor, opt_name: str, x, y):
+    opt = make_optimizer(opt_name, [param], 5e-2 if opt_name == "paper-adam" else 1e-3)
+    loss_fn = torch.nn.functional.cross_entropy
+
+    def step() -> None:
+        loss = loss_fn(net.forward(theta_of(param), x), y)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+    return step
+
+
+def peak_bytes(fn: Callable[[], None], device: torch.device) -> int:
+    """Peak bytes allocated while ``fn`` runs (beyond what existed before)."""
+    if device.type == "cuda":
+        _sync(device)
+        base = torch.cuda.memory_allocated(device)
+        torch.cuda.reset_peak_memory_stats(device)
+        fn()
+        _sync(device)
+        return torch.cuda.max_memory_allocated(device) - base
+    from torch.profiler import ProfilerActivity, profile
+
+    with profile(activities=[ProfilerActivity.CPU], profile_memory=True) as prof:
+        fn()
+    events = []
+    for e in prof.events():
+        m = e.cpu_memory_usage if e.name == "[memory]" else e.self_cpu_memory_usage
+        if m:
+            events.append((e.time_range.start, m))
+    cur = peak = 0
+    for _, m in sorted(events):
+        cur += m
+        peak = max(peak, cur)
+    return peak
+
+
+def bench_steps(host: Host, device: torch.device, quick: bool) -> None:
+    print("\n## 1-2. subspace step ÷ full step, and projection memory (in units of D float32)")
+    print("| model | D | projection | d | step ratio | held ÷ 4D | fwd+bwd peak ÷ 4D |")
+    print("|---|---|---|---|---|---|---|")
+    rounds, steps = (2, 2) if quick else (3, 2)
+    for label, name, params, shape, batch in CASES[:: 2 if quick else 1]:
+        try:
+            comp = host.get("model", name)
+        except DofbenchError as exc:
+            print(f"| {label} | – | – | – | model not available: {exc} | | |")
+            continue
+        info = DatasetInfo(shape, 10, batch, batch, "random")
+        torch.manual_seed(0)
+        net = FlatNet(comp.build(comp.parse_params(params), info).to(device))
+        net.train()
+        theta0 = net.flatten()
+        D = net.D
+        x = torch.randn(batch, *shape, device=device)
+        y = torch.randint(0, 10, (batch,), device=device)
+        full = _step_fn(net, lambda t: t, theta0.clone().requires_grad_(True), "adam", x, y)
+        full()
+        for kind in PROJECTIONS:
+            for d in DIMS[:: 2 if quick else 1]:
+                if d > D:
+                    continue
+                try:
+                    proj = make_projection(kind, D, d, torch.Generator().manual_seed(d), device,
+                                           segments=net.numels)
+                except DofbenchError as exc:
+                    print(f"| {label} | {D} | {kind} | {d} | refused: {str(exc)[:70]}… | | |")
+                    continue
+                phi = torch.zeros(d, device=device, requires_grad=True)
+                sub = _step_fn(net, lambda p, proj=proj: theta0 + proj(p), phi, "paper-adam", x, y)
+                sub()
+                t_full, t_sub = [], []
+                for _ in range(rounds):  # interleaved, so load from elsewhere hits both alike
+                    t_full.append(_timer(full, device, steps))
+                    t_sub.append(_timer(sub, device, steps))
+                ratio = statistics.median(t_sub) / statistics.median(t_full)
+
+                def fwd_bwd(proj=proj, phi=phi) -> None:
+                    out = proj(phi)
+                    out.backward(torch.ones_like(out))
+                peak = peak_bytes(fwd_bwd, device)
+                print(f"| {label} | {D} | {kind} | {d} | {ratio:.2f} | {proj.memory_bytes / (4 * D):.2f} "
+                      f"| {peak / (4 * D):.2f} |", flush=True)
+                del proj, sub, phi
+
+
+def bench_batched(device: torch.device, quick: bool) -> None:
+    from dofbench.schemas import ResolvedComponent, TrainConfig, TrialSpec
+    from dofbench.worker import Runtime, Worker
+
+    print("\n## 3. per-trial throughput, K seeds batched with vmap ÷ one at a time (MNIST-1D MLP [100, 100])")
+    print("| projection | d | K | looped s/trial | batched s/trial | speed-up |")
+    print("|---|---|---|---|---|---|")
+    with tempfile.TemporaryDirectory() as cache:
+        worker = Worker(Runtime(device=str(device), cache_dir=cache))
+        train = TrainConfig(epochs=2, batch_size=128, max_steps=30 if quick else 60)
+
+        def spec(seed: int, kind: str, d: int) -> TrialSpec:
+            return TrialSpec(model=ResolvedComponent(name="mlp", params={"hidden": [100, 100]}),
+                             dataset=ResolvedComponent(name="mnist1d", params={}),
+                             method=ResolvedComponent(name="random-subspace", params={"projection": kind}),
+                             d=d, seed=seed, train=train)
+        worker.run(spec(99, "dense", 8))  # generate and load the data once
+        for kind, d in (("dense", 256), ("fastfood", 256)):
+            for K in (4,) if quick else (4, 8, 16):
+                specs = [spec(s, kind, d) for s in range(K)]
+                t = time.perf_counter()
+                for s in specs:
+                    worker.run(s)
+                looped = (time.perf_counter() - t) / K
+                t = time.perf_counter()
+                res = worker.run_group(specs)
+                batched = (time.perf_counter() - t) / K
+                assert res[0]["method_info"].get("batched") == K, res[0].get("error")
+                print(f"| {kind} | {d} | {K} | {looped:.3f} | {batched:.3f} | {looped / batched:.2f}× |", flush=True)
+
+
+def main() -> None:
+    threads = int(os.environ.get("DOFBENCH_BENCH_THREADS", "1"))
+    torch.set_num_threads(threads)
+    want = os.environ.get("DOFBENCH_BENCH_DEVICE", "auto")
+    device = torch.device("cuda" if want == "auto" and torch.cuda.is_available() else
+                          ("cpu" if want == "auto" else want))
+    quick = os.environ.get("DOFBENCH_BENCH_QUICK") == "1"
+    print(f"device {device}, torch {torch.__version__}, {threads} thread(s)")
+    host = Host()
+    bench_steps(host, device, quick)
+    bench_batched(device, quick)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,136 @@
+"""Seeds trained together: trials of the same (model, dataset, method, d) that differ only in seed
+share one ``torch.func.vmap``-ed step over stacked φ, origins θ0 (or θ_t) and projections.
+
+The step, data order, optimizer and evaluations of each seed are those of
+:func:`dofbench.trainer.train_reparam`, so results agree with one-at-a-time training to float
+tolerance. Seeds are independent: the summed loss of the stack has per-seed gradients, every
+optimizer here is elementwise, and a seed that diverges is recorded as diverged at that step while
+the others go on. Whether batching pays is the model's and method's call (``batchable``): on CPU
+it does for MLPs, not for conv nets (vmap turns convolutions into grouped ones).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import torch
+
+from dofbench.identity import derive_seed
+from dofbench.optim import make_optimizer
+from dofbench.projections import Projection, stack_projections
+from dofbench.trainer import MethodContext, Reparam, TrainOutcome, batch_order, evaluate, steps_per_epoch, summarize
+
+MAX_GROUP = 16  # largest number of seeds the runner puts in one batched group
+
+
+@dataclass
+class AffineReparam(Reparam):
+    """θ = origin + projection(φ): a reparametrisation whose pieces are tensors, so several seeds
+    can be stacked. ``theta`` must compute exactly ``origin + projection(phi)``."""
+
+    origin: torch.Tensor | None = None
+    projection: Projection | None = None
+
+
+class NotBatchable(ValueError):
+    """The trials cannot share a vmapped step (different shapes, optimizers or schedules)."""
+
+
+def _check(ctxs: list[MethodContext], reps: list[Reparam]) -> None:
+    if len(ctxs) != len(reps) or not reps:
+        raise NotBatchable("one reparametrisation per context is needed")
+    first = reps[0]
+    for r in reps:
+        if not isinstance(r, AffineReparam) or r.origin is None or r.projection is None:
+            raise NotBatchable("only affine reparametrisations θ = origin + Aφ can be batched")
+        if (r.optimizer, r.lr, r.optimizer_kwargs, r.d) != (first.optimizer, first.lr, first.optimizer_kwargs, first.d):
+            raise NotBatchable("the trials differ in optimizer, learning rate or d")
+        if r.lr_schedule is not None:
+            raise NotBatchable("learning-rate schedules are not batched")
+    c0 = ctxs[0]
+    for c in ctxs:
+        if (c.train, c.spec.model, c.spec.dataset, c.net.shapes) != (c0.train, c0.spec.model, c0.spec.dataset, c0.net.shapes):
+            raise NotBatchable("the trials differ in model, dataset or training config")
+        if c.net.buffers:
+            raise NotBatchable("models with buffers (BatchNorm) are not batched")
+
+
+def train_batched(ctxs: list[MethodContext], reps: list[Reparam]) -> list[TrainOutcome]:
+    """Train the seeds of ``ctxs`` (with their reparametrisations ``reps``) together; one
+    :class:`TrainOutcome` per seed, equal to :func:`train_reparam`'s to float tolerance.
+    Raises :class:`NotBatchable` when they cannot share a step."""
+    _check(ctxs, reps)
+    K = len(ctxs)
+    c0, r0 = ctxs[0], reps[0]
+    cfg, data, net, device = c0.train, c0.data, c0.net, c0.device
+    n = len(data.y_train)
+    per_epoch = steps_per_epoch(n, cfg.batch_size)
+    total = per_epoch * cfg.epochs
+    if cfg.max_steps is not None:
+        total = min(total, cfg.max_steps)
+    eval_every = per_epoch * cfg.eval_every_epochs
+    orders = []
+    for c in ctxs:
+        gen = torch.Generator(device="cpu")
+        gen.manual_seed(derive_seed("data-order", *c.spec.data_key()))
+        orders.append(batch_order(n, cfg.batch_size, total, gen))
+    loss_fn = c0.loss_fn()
+
+    try:
+        cls, static, ptens = stack_projections([r.projection for r in reps])
+    except ValueError as exc:
+        raise NotBatchable(str(exc)) from None
+    ptens = {k: v.to(device) for k, v in ptens.items()}
+    origins = torch.stack([r.origin.to(device) for r in reps])
+
+    def loss_one(theta, xb, yb):
+        return loss_fn(net.forward(theta, xb), yb)
+
+    batched_loss = torch.func.vmap(loss_one)
+    net.train()
+    phi = torch.stack([r.phi0.detach().to(device) for r in reps]).requires_grad_(True)
+    opt = make_optimizer(r0.optimizer, [phi], r0.lr, **r0.optimizer_kwargs)
+    evals: list[list[tuple[int, str, str, float]]] = [[] for _ in range(K)]
+    done: list[TrainOutcome | None] = [None] * K
+
+    def record(k: int, step: int) -> bool:
+        theta = reps[k].theta(phi.detach()[k])
+        out = evaluate(ctxs[k].net, theta, data, ctxs[k].metrics, loss_fn, cfg.eval_batch_size)
+        for key, value in out.items():
+            split, metric = key.split("_", 1)
+            evals[k].append((step, split, metric, value))
+        return all(math.isfinite(v) for v in out.values())
+
+    def finish(k: int, status: str, step: int, error: str | None = None) -> None:
+        done[k] = TrainOutcome(status, summarize(evals[k], ctxs[k].metrics), evals[k], step, reps[k].d,
+                               reps[k].info, error)
+
+    for k in range(K):
+        record(k, 0)
+    step = 0
+    for step in range(1, total + 1):
+        idx = torch.stack([o[step - 1] for o in orders]).to(device)
+        thetas = origins + cls.apply_stacked(ptens, phi, **static)
+        losses = batched_loss(thetas, data.x_train[idx], data.y_train[idx])
+        opt.zero_grad(set_to_none=True)
+        losses.sum().backward()
+        opt.step()
+        check_loss = step % 25 == 0
+        check_eval = step % eval_every == 0 or step == total
+        if not (check_loss or check_eval):
+            continue
+        finite = torch.isfinite(losses.detach()).tolist() if check_loss else [True] * K
+        for k in range(K):
+            if done[k] is not None:
+                continue
+            if not finite[k]:
+                finish(k, "diverged", step, f"non-finite training loss at step {step}")
+            elif check_eval and not record(k, step):
+                finish(k, "diverged", step, f"non-finite evaluation at step {step}")
+        if all(o is not None for o in done):
+            break
+    for k in range(K):
+        if done[k] is None:
+            finish(k, "ok", step)
+    return [o for o in done if o is not None]
