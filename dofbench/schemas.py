@@ -7,7 +7,7 @@ Errors are turned into one line that names the TOML path, the bad value and what
 from __future__ import annotations
 
 import typing
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from pydantic import (
     BaseModel, ConfigDict, Field, PositiveInt, ValidationError, field_validator, model_validator,
@@ -58,6 +58,23 @@ class ThresholdConfig(Strict):
     delta: float = Field(0.1, gt=0, lt=1, description="d* is the smallest d with P_s ≥ 1 − δ (paper: 0.1).")
 
 
+class SearchConfig(Strict):
+    """How d* is searched for: the full grid × all seeds, or adaptively (dofbench.adaptive)."""
+
+    strategy: Literal["grid", "adaptive"] = Field("grid", description=(
+        "'grid' runs every d × seed; 'adaptive' bisects the d grid per ε (P_s increases with d) and "
+        "adds seeds only where they decide whether P_s ≥ 1 − δ."))
+    confidence: float = Field(0.95, gt=0.5, lt=1, description=(
+        "Two-sided level of the P_s confidence intervals (Wilson) in the store; the adaptive search "
+        "stops adding seeds at a d once the grid's decision there is this probable."))
+    max_seeds: PositiveInt | None = Field(None, description=(
+        "Adaptive: the most seeds run at one d (default: the suite's seeds); d* is judged as the grid "
+        "would judge it with this many seeds."))
+    initial_seeds: PositiveInt = Field(2, description=(
+        "Adaptive: seeds run at once at a newly probed d while the metric's spread across seeds is "
+        "still unknown (one at a time afterwards)."))
+
+
 class SuiteSpec(Strict):
     """One suite of a benchmarks file: a grid of model × dataset × method × d × seed."""
 
@@ -70,6 +87,7 @@ class SuiteSpec(Strict):
         5, description="Number of seeds (0..n-1) or an explicit list of seeds.")
     train: TrainConfig = Field(default_factory=TrainConfig, description="Training configuration.")
     threshold: ThresholdConfig = Field(default_factory=ThresholdConfig, description="Success definition.")
+    search: SearchConfig = Field(default_factory=SearchConfig, description="Grid or adaptive search for d*.")
     requires: list[str] = Field(default_factory=list, description=(
         "Free-form notes of what the suite needs (e.g. 'gpu', 'data:cifar10'); informational."))
 

@@ -1,0 +1,74 @@
+"""P_s confidence intervals, d*'s interval and d_int90: Python reference vs the store's views."""
+
+import math
+
+import pytest
+
+from dofbench.stats import (clopper_pearson_interval, d_int90, d_star_interval, wilson_interval, z_value)
+from dofbench.store import Store
+
+
+def test_wilson_and_clopper_pearson_known_values():
+    z = z_value(0.95)
+    assert z == pytest.approx(1.959964, abs=1e-5)
+    lo, hi = wilson_interval(0, 5)
+    assert lo == 0.0 and hi == pytest.approx(z * z / (5 + z * z))
+    lo, hi = wilson_interval(5, 5)
+    assert hi == 1.0 and lo == pytest.approx(5 / (5 + z * z))
+    # Clopper–Pearson: 0/n has upper bound 1 − (α/2)^(1/n); it is wider than Wilson
+    lo, hi = clopper_pearson_interval(0, 10, 0.95)
+    assert lo == 0.0 and hi == pytest.approx(1 - 0.025 ** 0.1)
+    for k in range(11):
+        w, c = wilson_interval(k, 10), clopper_pearson_interval(k, 10)
+        assert c[0] <= w[0] + 1e-12 and c[1] >= w[1] - 1e-12
+        assert w[0] <= k / 10 <= w[1]
+    assert wilson_interval(3, 10, 0.99)[1] > wilson_interval(3, 10, 0.9)[1]
+
+
+def test_d_star_interval_and_d_int90():
+    counts = {8: (0, 10), 16: (8, 10), 32: (10, 10), 64: (40, 40)}
+    r = d_star_interval(counts, delta=0.1)
+    assert r.d_star == 32
+    assert r.d_star_lo == 16          # 8/10: P_s ≥ 0.9 not excluded at 95%
+    assert r.d_star_hi == 64          # only 40/40 confirms P_s ≥ 0.9
+    assert d_star_interval({8: (0, 3)}, 0.1) == (None, None, None) or d_star_interval({8: (0, 3)}, 0.1).d_star is None
+    assert d_int90({8: 0.2, 16: 0.85, 32: 0.95}, baseline=1.0) == 32
+    assert d_int90({8: 0.2}, baseline=1.0) is None
+
+
+def _result(tid, method, d, seed, acc, D=1000):
+    spec = {"model": {"name": "mlp", "params": {}}, "dataset": {"name": "data", "params": {}},
+            "method": {"name": method, "params": {}}, "d": d, "seed": seed, "train": {}, "identity": {}}
+    return {"trial_id": tid, "spec": spec, "status": "ok", "metrics": {"train_acc": acc}, "evals": [],
+            "total_params": D, "d_used": d, "steps": 10, "wall_s": 0.1, "device": "cpu"}
+
+
+def test_store_views_match_the_python_reference(db):
+    from dofbench.adaptive import record_statistics
+    from dofbench.schemas import SearchConfig
+
+    store = Store(db)
+    accs = {10: [0.3] * 6, 20: [0.6, 0.7, 0.2, 0.65, 0.8, 0.9], 40: [0.8] * 6, 80: [0.95] * 6}
+    ids = []
+    for d, vals in accs.items():
+        for s, a in enumerate(vals):
+            r = _result(f"t{d}-{s}", "sub", d, s, a)
+            store.write_result(r, "s")
+            ids.append(r["trial_id"])
+    for s, a in enumerate([0.96, 0.98]):  # the full-training baseline: mean 0.97
+        r = _result(f"full-{s}", "full", 1000, s, a)
+        store.write_result(r, "s")
+        ids.append(r["trial_id"])
+    store.register_suite("s", "", {}, "test", ids, "train_acc", [0.5], 0.1, True)
+    for conf in (0.95, 0.8):
+        record_statistics(store, "s", SearchConfig(confidence=conf))
+        rows = store.query("select d, successes, n, p_lo, p_hi from success where method = 'sub' order by d")[1]
+        for d, k, n, lo, hi in rows:
+            assert (lo, hi) == pytest.approx(wilson_interval(k, n, conf))
+        ref = d_star_interval({d: (k, n) for d, k, n, _, _ in rows}, 0.1, conf)
+        lb = store.query("select d_star, d_star_lo, d_star_hi, d_int90, baseline, estimator, rank "
+                         "from leaderboard where method = 'sub'")[1][0]
+        assert lb[:3] == (ref.d_star, ref.d_star_lo, ref.d_star_hi)
+        assert lb[3] == d_int90({d: sum(v) / len(v) for d, v in accs.items()}, 0.97)
+        assert lb[3] == 80 and lb[4] == pytest.approx(0.97) and lb[5] == "grid" and lb[6] >= 1
+    assert math.isclose(store.query("select confidence from success limit 1")[1][0][0], 0.8)
