@@ -1,0 +1,54 @@
+"""``dofbench plot`` and ``dofbench report``: figures and a shareable report, drawn from the store.
+
+Registered on the main group at the bottom of :mod:`dofbench.cli`. Only :mod:`dofbench.api` is
+imported here (not :mod:`dofbench.cli`), so either module can be imported first.
+"""
+
+from __future__ import annotations
+
+import click
+
+from dofbench.api import Session
+from dofbench.plots import FORMATS, KINDS
+
+_DB_HELP = "DuckDB results store (default: $DOFBENCH_DB or ./dofbench.duckdb)."
+
+
+def _session(ctx: click.Context, db: str | None) -> Session:
+    return Session(db=db, host=(ctx.obj or {}).get("host"))
+
+
+@click.command("plot")
+@click.argument("kind", type=click.Choice([*KINDS, "all"]))
+@click.option("--suite", default=None, help="Only this suite (default: every suite in the store).")
+@click.option("--out", "out_dir", type=click.Path(file_okay=False), default="plots", show_default=True,
+              help="Directory the figures are written to (SUITE-KIND.png and .svg).")
+@click.option("--format", "formats", type=click.Choice(FORMATS), multiple=True,
+              help="Image format; repeatable (default: png and svg).")
+@click.option("--db", type=click.Path(dir_okay=False), default=None, help=_DB_HELP)
+@click.pass_context
+def plot(ctx, kind, suite, out_dir, formats, db):
+    """Draw KIND from stored results: phase (P_s over d and ε, d* and predicted curves), ps (P_s vs d
+    per ε), accuracy (vs d per method, D marked), dstar (d* vs ε), burnin (d* vs burn-in steps),
+    curves (training curves), or all."""
+    kinds = list(KINDS) if kind == "all" else [kind]
+    drawn = _session(ctx, db).plot(kinds, suite=suite, out_dir=out_dir, formats=tuple(formats) or FORMATS,
+                                   skip_empty=kind == "all")
+    for p in drawn:
+        for path in p.paths:
+            click.echo(str(path))
+    if not drawn:
+        click.echo("nothing to plot", err=True)
+
+
+@click.command("report")
+@click.argument("suite")
+@click.option("--out", "out_dir", type=click.Path(file_okay=False), required=True,
+              help="Directory for report.html (self-contained), report.md and the figures.")
+@click.option("--db", type=click.Path(dir_okay=False), default=None, help=_DB_HELP)
+@click.pass_context
+def report(ctx, suite, out_dir, db):
+    """Write one shareable page for SUITE: settings, leaderboard, published references, every plot
+    and the environment. Prints the HTML file's path."""
+    paths = _session(ctx, db).report(suite, out_dir)
+    click.echo(str(paths["html"]))

@@ -1,0 +1,172 @@
+"""The registry of published results: schema, clear errors, loading into the store, the comparison
+with measured values (`leaderboard --references`) and the leaderboard's tie-breaks."""
+
+from __future__ import annotations
+
+import json
+import statistics
+
+import pytest
+
+from dofbench import references
+from dofbench.errors import DofbenchError
+from dofbench.store import Store
+from helpers import invoke
+from test_plots import DIMS, SEEDS, SUITE, _result, make_store, synthetic_acc
+
+GOOD = """
+[[results]]
+id = "dstar-mlp"
+citation = "Someone et al., A Paper, 2030"
+model = "mlp"
+model_params = { hidden = [32] }
+dataset = "mnist1d"
+D = 5000
+method = "random-subspace"
+rule = "d_star"
+metric = "best_train_acc"
+epsilon = 0.3
+delta = 0.25
+value = 32
+
+[[results]]
+id = "dint-mlp"
+citation = "Someone et al., A Paper, 2030"
+model = "mlp"
+dataset = "mnist1d"
+D = 5000
+method = "random-subspace"
+rule = "d_int"
+fraction = 0.5
+metric = "test_acc"
+value = 100
+
+[[results]]
+id = "other-width"
+citation = "Someone et al., A Paper, 2030"
+model = "mlp"
+model_params = { hidden = [999] }
+dataset = "mnist1d"
+D = 5000
+rule = "d_star"
+metric = "best_train_acc"
+epsilon = 0.3
+delta = 0.25
+value = 10
+
+[[results]]
+id = "variant"
+citation = "Someone et al., A Paper, 2030"
+model = "mlp"
+dataset = "mnist1d"
+dataset_variant = "shuffled labels"
+D = 5000
+rule = "d_int"
+fraction = 0.5
+metric = "test_acc"
+value = 10
+"""
+
+
+def test_packaged_registry_validates_and_starts_with_li_table_1():
+    entries = references.load_registry()
+    li = {e.id: e for src, e in entries if src == "li2018"}
+    assert (li["mnist-fc"].value, li["mnist-fc"].D, li["mnist-fc"].rule_label) == (750, 199210, "d_int90")
+    assert (li["mnist-lenet"].value, li["mnist-lenet"].D) == (290, 44426)
+    assert (li["cifar10-lenet"].value, li["cifar10-lenet"].D) == (2900, 62006)
+    assert all(e.citation and e.metric and e.model and e.dataset for _, e in entries)
+    assert li["imagenet-squeezenet"].bound == "above"
+
+
+@pytest.mark.parametrize("mutate, message", [
+    (lambda t: t.replace('value = 32', 'value = 32\nvalu = 3'),
+     r"reg\.toml: results\[0\] \(id 'dstar-mlp'\)\.valu: unknown key; allowed keys: id, citation"),
+    (lambda t: t.replace('citation = "Someone et al., A Paper, 2030"\nmodel = "mlp"\ndataset',
+                         'model = "mlp"\ndataset', 1),
+     r"reg\.toml: results\[1\] \(id 'dint-mlp'\)\.citation: required field is missing"),
+    (lambda t: t.replace("epsilon = 0.3\ndelta = 0.25\nvalue = 32", "value = 32"),
+     r"results\[0\] \(id 'dstar-mlp'\).*rule 'd_star' needs epsilon and delta"),
+    (lambda t: t.replace('rule = "d_int"', 'rule = "d_max"', 1), r"results\[1\] \(id 'dint-mlp'\)\.rule: .*d_int"),
+    (lambda t: t.replace('id = "dint-mlp"', 'id = "dstar-mlp"'), r"id 'dstar-mlp' appears twice"),
+    (lambda t: t + "\n[[results]\n", r"reg\.toml: malformed TOML"),
+    (lambda t: "title = 'x'\n" + t, r"reg\.toml: title: unknown key; allowed keys: results"),
+])
+def test_a_wrong_entry_fails_with_one_clear_line(tmp_path, mutate, message):
+    path = tmp_path / "reg.toml"
+    path.write_text(mutate(GOOD))
+    with pytest.raises(DofbenchError, match=message) as err:
+        references.load_file(path)
+    assert "\n" not in str(err.value)
+
+
+def test_registry_is_loaded_into_the_store_when_it_changes(tmp_path, monkeypatch):
+    reg = tmp_path / "reg"
+    reg.mkdir()
+    (reg / "mine.toml").write_text(GOOD)
+    monkeypatch.setenv(references.ENV_REGISTRY, str(reg))
+    store = Store(tmp_path / "s.duckdb")
+    with store.write():
+        pass
+    got = store.query("select source, id, rule_label, value from reference_results order by id")[1]
+    assert got == [("mine", "dint-mlp", "d_int50", 100.0), ("mine", "dstar-mlp", "d*(eps=0.3, delta=0.25)", 32.0),
+                   ("mine", "other-width", "d*(eps=0.3, delta=0.25)", 10.0), ("mine", "variant", "d_int50", 10.0)]
+    with store.write() as con:
+        assert references.sync(con) is False  # unchanged registry: nothing reloaded
+    (reg / "mine.toml").write_text(GOOD.replace("value = 32", "value = 40"))
+    with store.write():
+        pass
+    assert store.query("select value from reference_results where id = 'dstar-mlp'")[1] == [(40.0,)]
+    (reg / "mine.toml").write_text(GOOD.replace("citation", "cite", 1))
+    with pytest.raises(DofbenchError, match="mine.toml: results\\[0\\]"):
+        with store.write():
+            pass
+
+
+def test_measured_next_to_published_with_ratio(tmp_path, monkeypatch):
+    (tmp_path / "reg").mkdir()
+    (tmp_path / "reg" / "mine.toml").write_text(GOOD)
+    monkeypatch.setenv(references.ENV_REGISTRY, str(tmp_path / "reg"))
+    store = make_store(tmp_path / "s.duckdb", burnin=False)
+    res = invoke("leaderboard", "--references", "--db", str(store.path), "--format", "json")
+    assert res.exit_code == 0, res.stderr
+    rows = {r["rule"]: r for r in json.loads(res.output)}
+    assert set(rows) == {"d_int50", "d*(eps=0.3, delta=0.25)"}  # other-width and variant do not match
+    d_star = store.query("select d_star from leaderboard where method='random-subspace' and epsilon=0.3")[1][0][0]
+    star = rows["d*(eps=0.3, delta=0.25)"]
+    assert (star["measured"], star["published"], star["ratio"]) == (d_star, 32.0, d_star / 32)
+    assert star["D"] == 5000 and star["published_D"] == 5000 and star["citation"].startswith("Someone")
+    # Li et al.'s estimator on test accuracy against the stored `full` baseline
+    baseline = 0.97 - 0.05
+    means = {d: statistics.mean(synthetic_acc("random-subspace", d, s) - 0.05 for s in SEEDS) for d in DIMS}
+    expected = min(d for d in DIMS if means[d] > 0.5 * baseline)
+    dint = rows["d_int50"]
+    assert (dint["measured"], dint["ratio"]) == (expected, expected / 100) and expected in DIMS[1:]
+    # markdown for a README; a suite filter that matches nothing prints a hint, not an error
+    md = invoke("leaderboard", "--references", "--db", str(store.path), "--format", "markdown")
+    assert md.output.startswith("| suite | model | dataset | method | rule |")
+    none = invoke("leaderboard", "--references", "--suite", "nope", "--db", str(store.path))
+    assert none.exit_code == 0 and "no stored result matches a published reference" in none.stderr
+
+
+def _write(store, rows, suite, delta):
+    ids = []
+    for i, (method, d, seed, acc, D) in enumerate(rows):
+        r = _result(f"{suite}{i}", method, {}, d, seed, acc)
+        r["total_params"] = D
+        store.write_result(r, suite)
+        ids.append(r["trial_id"])
+    store.register_suite(suite, "", {}, "t", ids, "best_train_acc", [0.5], delta, True)
+
+
+def test_leaderboard_ties_broken_by_fraction_then_interval_width(tmp_path):
+    store = Store(tmp_path / "s.duckdb")
+    # same d* = 20; 'alpha' has the wider interval for d* (its P_s at 20 is 3/4), 'zeta' the narrower
+    rows = [("zeta", 20, s, 0.9, 1000) for s in range(4)]
+    rows += [("alpha", 20, s, 0.9 if s else 0.1, 1000) for s in range(4)] + [("alpha", 40, s, 0.9, 1000) for s in range(4)]
+    _write(store, rows, "w", 0.5)
+    got = store.query("select method, d_star, rank from leaderboard where suite='w' order by rank")[1]
+    assert got == [("zeta", 20, 1), ("alpha", 20, 2)]
+    # same d*: the smaller fraction d*/D ranks first
+    _write(store, [("alpha", 20, 0, 0.9, 1000), ("zeta", 20, 0, 0.9, 4000)], "f", 0.5)
+    got = store.query("select method, d_star_fraction, rank from leaderboard where suite='f' order by rank")[1]
+    assert got == [("zeta", 0.005, 1), ("alpha", 0.02, 2)]

@@ -1,0 +1,81 @@
+"""`dofbench report SUITE --out DIR`: one self-contained HTML page and a Markdown file with the suite's
+settings, leaderboard, references comparison, plots and environment."""
+
+from __future__ import annotations
+
+import base64
+import re
+
+import pytest
+
+from dofbench import Session, references
+from dofbench.errors import DofbenchError
+from helpers import invoke
+from test_plots import SUITE, make_store
+from test_references import GOOD
+
+
+@pytest.fixture(scope="module")
+def reported(tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("report")
+    (tmp / "reg").mkdir()
+    (tmp / "reg" / "mine.toml").write_text(GOOD)
+    mp = pytest.MonkeyPatch()
+    mp.setenv(references.ENV_REGISTRY, str(tmp / "reg"))
+    try:
+        store = make_store(tmp / "s.duckdb", burnin=False)
+        res = invoke("report", SUITE, "--db", str(store.path), "--out", str(tmp / "out"))
+    finally:
+        mp.undo()
+    return store, res, tmp / "out"
+
+
+def test_report_cli_prints_the_html_path(reported):
+    store, res, out = reported
+    assert res.exit_code == 0, res.stderr
+    assert res.output.strip() == str(out / "report.html")
+    assert (out / "report.md").exists()
+
+
+def test_html_is_self_contained_with_every_plot_that_has_data(reported):
+    store, _, out = reported
+    page = (out / "report.html").read_text()
+    srcs = re.findall(r'src="([^"]*)"', page)
+    assert srcs and all(s.startswith("data:image/png;base64,") for s in srcs)
+    assert "<link" not in page and "<script" not in page
+    # five kinds have data (no burn-in trials in this suite); each image decodes to the PNG written
+    kinds = re.findall(r'<img alt="(\w+)"', page)
+    assert kinds == ["phase", "ps", "accuracy", "dstar", "curves"] and "No data for: burnin" in page
+    for kind, src in zip(kinds, srcs):
+        assert base64.b64decode(src.split(",", 1)[1]) == (out / "figures" / f"{SUITE}-{kind}.png").read_bytes()
+
+
+def test_report_shows_settings_leaderboard_references_and_environment(reported):
+    store, _, out = reported
+    page = (out / "report.html").read_text()
+    md = (out / "report.md").read_text()
+    for text in (page, md):
+        assert "synthetic suite for plot tests" in text and "best_train_acc" in text and "δ = 0.25" in text
+        assert "Leaderboard" in text and "Published references" in text and "Environment" in text
+    # the leaderboard's d* values are in the Markdown table, row by row
+    lb = Session(db=store.path).leaderboard(SUITE)
+    assert lb.render("markdown") in md
+    # the matching reference, with its ratio, and the loaded references
+    comp = Session(db=store.path).references(SUITE)
+    assert len(comp) == 2 and comp.render("markdown") in md
+    assert "4 published references loaded" in md and "4 published references loaded" in page
+    # trial environment (versions stored with the trials, device) and the report's own
+    assert "dofbench test, torch x" in md and "| cpu |" in md
+    import torch
+    assert f"torch {torch.__version__}" in md and "<dt>matplotlib</dt>" in page
+    # markdown images point at files next to it
+    for rel in re.findall(r"!\[\w+\]\(([^)]+)\)", md):
+        assert (out / rel).is_file()
+
+
+def test_unknown_suite_is_one_line(tmp_path, reported):
+    store, _, _ = reported
+    with pytest.raises(DofbenchError, match=f"suite 'nope': not in .*; stored suites: {SUITE}"):
+        Session(db=store.path).report("nope", tmp_path)
+    res = invoke("report", "nope", "--db", str(store.path), "--out", str(tmp_path))
+    assert res.exit_code == 1 and res.stderr.count("\n") == 1
