@@ -130,10 +130,54 @@ class Worker:
         result["finished_at"] = now()
         return result
 
+    def run_group(self, specs: list[TrialSpec]) -> list[dict[str, Any]]:
+        """Run a group of trials: together with :func:`dofbench.batched.train_batched` when they
+        differ only in seed and their method and model are batchable (each trial's ``wall_s`` is
+        the group's time divided by its size; ``method_info.batched`` = group size), otherwise —
+        or if the batched run fails for any reason — one at a time with :meth:`run`."""
+        if len(specs) > 1:
+            batched = self._run_batched(specs)
+            if batched is not None:
+                return batched
+        return [self.run(s) for s in specs]
+
+    def _run_batched(self, specs: list[TrialSpec]) -> list[dict[str, Any]] | None:
+        from dofbench.batched import train_batched
+
+        started, t0 = now(), time.perf_counter()
+        try:
+            method = self.host.get("method", specs[0].method.name)
+            model = self.host.get("model", specs[0].model.name)
+            ctxs = [self.context(s) for s in specs]
+            if not (method.batchable(ctxs[0].params)
+                    and model.batchable(model.parse_params(specs[0].model.params))):
+                return None
+            outcomes = train_batched(ctxs, [method.setup(c) for c in ctxs])
+        except Exception:  # not batchable after all, or a seed failed in setup: run them singly
+            return None
+        wall, finished = (time.perf_counter() - t0) / len(specs), now()
+        out = []
+        for spec, ctx, o in zip(specs, ctxs, outcomes):
+            fields = _outcome_fields(o)
+            fields["method_info"] = {**o.info, "batched": len(specs)}
+            out.append({"trial_id": spec.trial_id, "spec": spec.model_dump(mode="json"),
+                        "started_at": started, "device": str(self.device), "versions": versions(),
+                        "total_params": ctx.D, **fields, "wall_s": wall, "finished_at": finished})
+        return out
+
 
 def _outcome_fields(o: TrainOutcome) -> dict[str, Any]:
     return {"status": o.status, "error": o.error, "metrics": o.metrics, "evals": o.evals,
             "steps": o.steps, "d_used": o.d, "method_info": o.info}
+
+
+def failed_result(spec: dict[str, Any], error: str) -> dict[str, Any]:
+    """The result of a trial whose worker could not report one (it crashed, was killed, or the
+    executor failed): stored as 'failed' with the reason, so ``--retry-failed`` reruns it."""
+    t = now()
+    return {"trial_id": TrialSpec.model_validate(spec).trial_id, "spec": spec, "status": "failed",
+            "error": error, "metrics": {}, "evals": [], "steps": 0, "started_at": t, "finished_at": t,
+            "versions": versions()}
 
 
 _WORKERS: dict[str, Worker] = {}
@@ -147,4 +191,4 @@ def run_group(specs: list[dict[str, Any]], runtime: dict[str, Any]) -> list[dict
     if key not in _WORKERS:
         _WORKERS[key] = Worker(rt)
     worker = _WORKERS[key]
-    return [worker.run(TrialSpec.model_validate(s)) for s in specs]
+    return worker.run_group([TrialSpec.model_validate(s) for s in specs])
