@@ -15,10 +15,12 @@ $(STAMP): pyproject.toml
 
 install: $(STAMP)
 
-# The main job on embedded data: the quick suite, then its leaderboard.
+# The main job on embedded data: the quick suite, its P_s table, then its report (prints the path).
 demo: $(STAMP)
 	$(BIN)/dofbench run quick --db demo.duckdb
 	$(BIN)/dofbench query --db demo.duckdb "select epsilon, d, n, p_success from success where suite = 'quick' order by epsilon, d"
+	@echo "report (self-contained HTML; Markdown and figures next to it):"
+	@$(BIN)/dofbench report quick --db demo.duckdb --out report
 
 test: $(STAMP)
 	$(BIN)/python -m pytest -q -n 2 -p no:cacheprovider
@@ -26,5 +28,11 @@ test: $(STAMP)
 bench: $(STAMP)
 	$(BIN)/python -m benchmarks
 
+# Fashion-MNIST (60k/10k) offline on Debian/Ubuntu: installs /usr/share/datasets/fashion-mnist/.
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+fashion-mnist:
+	$(SUDO) apt-get update
+	$(SUDO) apt-get install -y dataset-fashion-mnist
+
 clean:
-	rm -rf $(VENV) .dofbench-cache demo.duckdb *.egg-info
+	rm -rf $(VENV) .dofbench-cache demo.duckdb report *.egg-info

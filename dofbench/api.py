@@ -16,14 +16,14 @@ from typing import Any, Iterable
 
 from dofbench.errors import DofbenchError
 from dofbench.host import Host
-from dofbench.runner import SuiteSummary, executor_for, resolve, run_suite
+from dofbench.runner import Budget, SuiteSummary, executor_for, resolve, run_suite
 from dofbench.store import Store
 from dofbench.suite import default_config_path
 from dofbench.table import Table
 from dofbench.worker import Runtime
 
 LEADERBOARD_COLUMNS = ("suite, model, dataset, label AS method, metric, epsilon, delta, d_star, "
-                       "total_params, d_star_fraction, n_seeds, rank")
+                       "d_star_lo, d_star_hi, d_int90, total_params, d_star_fraction, n_seeds, rank")
 KINDS = ("model", "dataset", "method", "metric", "executor")
 
 
@@ -45,18 +45,42 @@ class Session:
         return resolve(list(suites), self.config, self.host)
 
     def run(self, suites: Iterable[str], *, force: bool = False, retry_failed: bool = False,
-            executor: str = "local", workers: int | None = None, progress: bool = False,
-            executor_options: dict[str, Any] | None = None) -> list[SuiteSummary]:
-        """Run suites, skipping trials already stored (``force`` reruns them)."""
+            executor: str = "auto", workers: int | None = None, progress: bool = False,
+            executor_options: dict[str, Any] | None = None, scheduler: str | None = None,
+            max_trials: int | None = None, time_budget: float | None = None) -> list[SuiteSummary]:
+        """Run suites, skipping trials already stored (``force`` reruns them).
+
+        ``executor``: auto (process pool with more than one core, local otherwise or when plugins
+        were registered at run time), local, process, dask (``scheduler`` address, or
+        ``executor_options={"client": client}`` for an existing dask Client, e.g. from
+        dask-jobqueue). ``max_trials`` / ``time_budget`` (seconds) stop each suite from starting
+        more trials; a later run finishes the rest."""
+        budget = Budget.of(max_trials, time_budget)
         resolved = self.resolve(suites)
-        ex = executor_for(executor, self.host, self.runtime, workers, executor_options)
+        options = dict(executor_options or {})
+        if scheduler:
+            if executor not in ("auto", "dask"):
+                raise DofbenchError(f"--scheduler applies to --executor dask, not {executor!r}")
+            options["scheduler"] = scheduler
+        ex = executor_for(executor, self.host, self.runtime, workers, options)
         source = str(self.config or default_config_path())
         out = []
         try:
             for suite in resolved:
-                summary = run_suite(suite, host=self.host, store=self.store, runtime=self.runtime,
-                                    executor=ex, force=force, retry_failed=retry_failed,
-                                    source=source, progress=progress)
+                if suite.spec.search.strategy == "adaptive":  # bisection over d, seeds where they decide
+                    from dofbench.adaptive import adaptive_search
+                    from dofbench.runner import preflight
+
+                    preflight(suite, self.host, self.runtime)
+                    summary = adaptive_search(suite, store=self.store, executor=ex, force=force,
+                                              retry_failed=retry_failed, source=source).summary
+                else:
+                    summary = run_suite(suite, host=self.host, store=self.store, runtime=self.runtime,
+                                        executor=ex, force=force, retry_failed=retry_failed,
+                                        source=source, progress=progress, budget=budget)
+                    from dofbench.adaptive import record_statistics
+
+                    record_statistics(self.store, suite.name, suite.spec.search)
                 out.append(summary)
                 if summary.interrupted:
                     break
@@ -105,6 +129,28 @@ class Session:
         return self.query(f"SELECT suite, model, dataset, label AS method, d, metric, epsilon, n, "
                           f"successes, p_success FROM success {where} "
                           "ORDER BY suite, model, dataset, label, metric, epsilon, d", params)
+
+    def references(self, suite: str | None = None) -> Table:
+        """Measured next to published (registry/) where model, dataset, method and rule match,
+        with the ratio measured / published."""
+        from dofbench.references import compare
+
+        with self.store.read() as con:
+            return compare(con, suite)
+
+    def plot(self, kinds: Iterable[str], suite: str | None = None, out_dir: str | os.PathLike = "plots",
+             formats: tuple[str, ...] = ("png", "svg"), skip_empty: bool = False) -> list:
+        """Draw plot kinds (dofbench.plots.KINDS) from the store into ``out_dir``; each returned
+        Plot carries the files written and the data drawn."""
+        from dofbench.plots import render
+
+        return render(self.store, list(kinds), suite, out_dir, formats, skip_empty=skip_empty)
+
+    def report(self, suite: str, out_dir: str | os.PathLike) -> dict[str, Path]:
+        """Write report.html (self-contained) and report.md for a suite; return their paths."""
+        from dofbench.report import write_report
+
+        return write_report(self, suite, out_dir)
 
     # ------------------------------------------------------------------ components
     def plugins(self) -> list[dict[str, Any]]:
@@ -190,7 +236,9 @@ def _kind(kind: str) -> str:
 
 # module-level conveniences -------------------------------------------------------------------
 def run(suites: Iterable[str], db=None, **kwargs) -> list[SuiteSummary]:
-    run_kw = {k: kwargs.pop(k) for k in ("force", "retry_failed", "executor", "workers", "progress") if k in kwargs}
+    run_kw = {k: kwargs.pop(k) for k in ("force", "retry_failed", "executor", "workers", "progress",
+                                         "executor_options", "scheduler", "max_trials", "time_budget")
+              if k in kwargs}
     return Session(db, **kwargs).run(suites, **run_kw)
 
 

@@ -65,22 +65,36 @@ def cli(ctx: click.Context, plugins: tuple[str, ...]) -> None:
 @click.option("--retry-failed", is_flag=True, help="Rerun trials stored as failed.")
 @click.option("--dry-run", is_flag=True, help="Validate and show what would run; run and write nothing.")
 @click.option("--device", default="auto", show_default=True, help="auto (CUDA if available, else CPU), cpu, cuda, cuda:N.")
-@click.option("--executor", default="local", show_default=True, help="How trials are run (see `dofbench list executors`).")
-@click.option("--workers", type=click.IntRange(min=1), default=None, help="Worker count for parallel executors.")
+@click.option("--executor", default="auto", show_default=True,
+              help="How trials are run: auto (process with more than one core, else local), local, process, "
+                   "dask (see `dofbench list executors`).")
+@click.option("--workers", type=click.IntRange(min=1), default=None,
+              help="Worker count for process/dask (default: one per core).")
+@click.option("--scheduler", default=None, metavar="ADDRESS",
+              help="Dask scheduler address (tcp://host:8786); implies --executor dask. Without it "
+                   "--executor dask starts a LocalCluster of --workers workers.")
+@click.option("--max-trials", type=int, default=None, metavar="N",
+              help="Trial budget: start at most N trials per suite; rerun later to finish.")
+@click.option("--time-budget", default=None, metavar="DURATION",
+              help="Time budget per suite (90, 90s, 15m, 2h): no new trial starts after it; running ones finish.")
 @click.option("--data-root", type=click.Path(file_okay=False), default=None,
               help="Where on-disk datasets live (default: $DOFBENCH_DATA).")
 @click.option("--download", is_flag=True, help="Allow datasets to be downloaded (needs a network).")
 @click.option("--no-progress", is_flag=True, help="Hide the progress bar.")
 @format_option()
 @click.pass_context
-def run(ctx, suites, config, db, force, retry_failed, dry_run, device, executor, workers, data_root,
-        download, no_progress, fmt):
-    """Run SUITES (names in the suites file); print the leaderboard at the end."""
+def run(ctx, suites, config, db, force, retry_failed, dry_run, device, executor, workers, scheduler,
+        max_trials, time_budget, data_root, download, no_progress, fmt):
+    """Run SUITES (names in the suites file); print the leaderboard at the end.
+
+    Trials already stored are skipped, so an interrupted run (Ctrl-C, SIGTERM, a killed machine)
+    is finished by running the same command again."""
     s = _session(ctx, db=db, config=config, device=device, data_root=data_root, download=download)
     if dry_run:
         click.echo(s.plan(suites, force=force).render(fmt))
         return
     summaries = s.run(suites, force=force, retry_failed=retry_failed, executor=executor, workers=workers,
+                      scheduler=scheduler, max_trials=max_trials, time_budget=parse_duration(time_budget),
                       progress=not no_progress and sys.stderr.isatty())
     for summary in summaries:
         click.echo(summary.line(), err=True)
@@ -89,8 +103,25 @@ def run(ctx, suites, config, db, force, retry_failed, dry_run, device, executor,
     names = [x.suite for x in summaries]
     for name in names:
         click.echo(s.leaderboard(name).render(fmt))
-    if any(x.interrupted for x in summaries):
-        sys.exit(130)
+    stopped = [x for x in summaries if x.interrupted]
+    if stopped:
+        sys.exit(143 if stopped[0].signal == "SIGTERM" else 130)
+
+
+def parse_duration(text: str | None) -> float | None:
+    """'90', '90s', '15m', '2h', '1d' → seconds."""
+    if text is None:
+        return None
+    units = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+    raw = text.strip().lower()
+    scale = units.get(raw[-1:], None)
+    try:
+        value = float(raw[:-1] if scale else raw) * (scale or 1)
+    except ValueError:
+        value = -1.0
+    if not value > 0:
+        raise DofbenchError(f"--time-budget {text!r}: expected a positive duration such as 90, 90s, 15m or 2h")
+    return value
 
 
 @cli.command()
@@ -154,10 +185,21 @@ def show(ctx, kind, name, as_json):
 @click.option("--suite", default=None, help="Only this suite.")
 @db_option
 @format_option()
+@click.option("--references", is_flag=True,
+              help="Show measured next to published results (registry/) where model, dataset, method "
+                   "and rule match, with the ratio measured / published.")
 @click.pass_context
-def leaderboard(ctx, suite, db, fmt):
+def leaderboard(ctx, suite, db, fmt, references):
     """Threshold training dimension d* per method, ranked within each task and ε."""
-    click.echo(_session(ctx, db=db).leaderboard(suite).render(fmt))
+    session = _session(ctx, db=db)
+    if not references:
+        click.echo(session.leaderboard(suite).render(fmt))
+        return
+    table = session.references(suite)
+    click.echo(table.render(fmt))
+    if not len(table):
+        click.echo("no stored result matches a published reference (model, dataset, method, rule); "
+                   "see `dofbench query \"select * from reference_results\"`", err=True)
 
 
 @cli.command()
@@ -208,6 +250,12 @@ def main(argv: list[str] | None = None) -> None:
                    "(set DOFBENCH_DEBUG=1 for the traceback)", err=True)
         sys.exit(1)
 
+
+from dofbench.plot_cli import plot as _plot_command, report as _report_command  # noqa: E402
+
+cli.add_command(_plot_command)
+cli.add_command(_report_command)
+cli.add_command(__import__("dofbench.theory_cli", fromlist=["theory"]).theory)
 
 if __name__ == "__main__":  # pragma: no cover
     main()

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import random
 import time
 from contextlib import contextmanager
 from pathlib import Path
@@ -117,7 +118,157 @@ def _views_v1(con: duckdb.DuckDBPyConnection) -> None:
     """)
 
 
-MIGRATIONS: list[Callable[[duckdb.DuckDBPyConnection], None]] = [_m001_core]
+def _m002_statistics(con: duckdb.DuckDBPyConnection) -> None:
+    """Migration 2: P_s confidence intervals (Wilson) in `success`; d*'s interval, Li et al.'s
+    d_int90 and the adaptive search's answer in `leaderboard`; theory `predictions`."""
+    con.execute("""
+    CREATE TABLE suite_statistics (
+        suite VARCHAR PRIMARY KEY,
+        strategy VARCHAR,            -- 'grid' | 'adaptive'
+        confidence DOUBLE,           -- two-sided level of the P_s intervals
+        z DOUBLE                     -- its normal quantile (Wilson interval)
+    )""")
+    con.execute("""
+    CREATE TABLE searches (          -- d* decided by the adaptive search (dofbench.adaptive)
+        suite VARCHAR, model VARCHAR, model_params VARCHAR, dataset VARCHAR, dataset_params VARCHAR,
+        method VARCHAR, params VARCHAR, metric VARCHAR, epsilon DOUBLE, d_star INTEGER,
+        trials INTEGER, steps BIGINT, note VARCHAR
+    )""")
+    con.execute("""
+    CREATE TABLE predictions (       -- theory: predicted d*(ε) (dofbench.theory, dofbench.hessian)
+        suite VARCHAR, model VARCHAR, dataset VARCHAR, method VARCHAR, metric VARCHAR,
+        epsilon DOUBLE, d_star_pred DOUBLE, d_star_pred_lo DOUBLE, d_star_pred_hi DOUBLE,
+        source VARCHAR
+    )""")
+    con.execute("""
+    CREATE OR REPLACE VIEW success AS
+    WITH c AS (
+        SELECT suite, model, model_params, dataset, dataset_params, method, params,
+               any_value(label) AS label, d, any_value(total_params) AS total_params, metric, epsilon,
+               any_value(delta) AS delta, count(*) AS n,
+               count(*) FILTER (WHERE value IS NOT NULL AND
+                                CASE WHEN higher_is_better THEN value >= epsilon ELSE value <= epsilon END)
+                 AS successes
+        FROM trial_values
+        GROUP BY suite, model, model_params, dataset, dataset_params, method, params, d, metric, epsilon
+    ), w AS (
+        SELECT c.*, successes / n AS p_success,
+               coalesce(s.confidence, 0.95) AS confidence, coalesce(s.z, 1.959963984540054) AS z
+        FROM c LEFT JOIN suite_statistics s USING (suite)
+    )
+    SELECT suite, model, model_params, dataset, dataset_params, method, params, label, d, total_params,
+           metric, epsilon, delta, n, successes, p_success,
+           greatest(0.0, (successes + z * z / 2) / (n + z * z)
+                         - z / (n + z * z) * sqrt(successes * (n - successes) / n + z * z / 4)) AS p_lo,
+           least(1.0, (successes + z * z / 2) / (n + z * z)
+                      + z / (n + z * z) * sqrt(successes * (n - successes) / n + z * z / 4)) AS p_hi,
+           confidence
+    FROM w
+    """)
+    con.execute("""
+    CREATE OR REPLACE VIEW leaderboard AS
+    WITH g AS (
+        SELECT suite, model, model_params, dataset, dataset_params, method, params,
+               any_value(label) AS label, metric, epsilon, any_value(delta) AS delta, any_value(total_params) AS total_params,
+               min(d) FILTER (WHERE successes >= (1 - delta) * n - 1e-9) AS grid_d_star,
+               min(d) FILTER (WHERE p_hi >= 1 - delta - 1e-9) AS d_star_lo,
+               min(d) FILTER (WHERE p_lo >= 1 - delta - 1e-9) AS d_star_hi,
+               min(n) AS min_n, max(d) AS max_d
+        FROM success
+        GROUP BY suite, model, model_params, dataset, dataset_params, method, params, metric, epsilon
+    ), means AS (          -- mean metric per d (each trial counted once)
+        SELECT suite, model, model_params, dataset, dataset_params, method, params, d, metric,
+               any_value(higher_is_better) AS higher_is_better, avg(value) AS mean_value
+        FROM (SELECT DISTINCT suite, model, model_params, dataset, dataset_params, method, params, d,
+                              metric, higher_is_better, trial_id, value FROM trial_values)
+        GROUP BY ALL
+    ), base AS (           -- the full-training baseline the suite runs itself
+        SELECT suite, model, model_params, dataset, dataset_params, metric, avg(mean_value) AS baseline
+        FROM means WHERE method = 'full' AND higher_is_better
+        GROUP BY ALL
+    ), dint AS (
+        SELECT m.suite, m.model, m.model_params, m.dataset, m.dataset_params, m.method, m.params, m.metric,
+               min(m.d) FILTER (WHERE m.mean_value > 0.9 * b.baseline) AS d_int90, any_value(b.baseline) AS baseline
+        FROM means m JOIN base b USING (suite, model, model_params, dataset, dataset_params, metric)
+        GROUP BY ALL
+    ), s AS (
+        SELECT suite, model, model_params, dataset, dataset_params, method, params, metric, epsilon,
+               any_value(d_star) AS d_star
+        FROM searches GROUP BY ALL
+    ), j AS (
+        SELECT g.*, CASE WHEN coalesce(st.strategy, 'grid') = 'adaptive' THEN s.d_star ELSE g.grid_d_star END AS d_star,
+               coalesce(st.strategy, 'grid') AS estimator, dint.d_int90, dint.baseline
+        FROM g
+        LEFT JOIN suite_statistics st USING (suite)
+        LEFT JOIN s USING (suite, model, model_params, dataset, dataset_params, method, params, metric, epsilon)
+        LEFT JOIN dint USING (suite, model, model_params, dataset, dataset_params, method, params, metric)
+    )
+    SELECT j.suite, j.model, j.model_params, j.dataset, j.dataset_params, j.method, j.params, j.label,
+           j.metric, j.epsilon, j.delta, j.d_star, j.total_params, j.d_star / j.total_params AS d_star_fraction,
+           coalesce(x.n, j.min_n) AS n_seeds, j.max_d,
+           rank() OVER (PARTITION BY j.suite, j.model, j.model_params, j.dataset, j.dataset_params, j.metric, j.epsilon
+                        ORDER BY j.d_star ASC NULLS LAST) AS rank,
+           j.d_star_lo, j.d_star_hi, j.d_int90, j.baseline, j.estimator
+    FROM j
+    LEFT JOIN success x ON x.suite = j.suite AND x.model = j.model AND x.model_params = j.model_params
+         AND x.dataset = j.dataset AND x.dataset_params = j.dataset_params AND x.method = j.method
+         AND x.params = j.params AND x.metric = j.metric AND x.epsilon = j.epsilon AND x.d = j.d_star
+    """)
+
+
+def _m003_references(con: duckdb.DuckDBPyConnection) -> None:
+    """Migration 3: published results from registry/ (filled by dofbench.references.sync when the
+    store is opened for writing), and leaderboard ties broken by d*/D, then interval width."""
+    con.execute("""
+    CREATE TABLE reference_results (
+        source VARCHAR, id VARCHAR, position INTEGER, citation VARCHAR, url VARCHAR, location VARCHAR,
+        paper_model VARCHAR, model VARCHAR, model_params VARCHAR, dataset VARCHAR,
+        dataset_params VARCHAR, dataset_variant VARCHAR, D BIGINT, method VARCHAR,
+        rule VARCHAR,                -- 'd_int' (Li et al.'s d_int90) or 'd_star' (P_s >= 1 - delta at epsilon)
+        rule_label VARCHAR, metric VARCHAR, fraction DOUBLE, baseline DOUBLE, epsilon DOUBLE,
+        delta DOUBLE, value DOUBLE, bound VARCHAR, verified BOOLEAN, note VARCHAR,
+        PRIMARY KEY (source, id)
+    )""")
+    con.execute("CREATE TABLE reference_registry (hash VARCHAR, loaded_at TIMESTAMPTZ)")
+    # Re-rank the leaderboard of the earlier migrations, keeping every column they define.
+    cols = [r[0] for r in con.execute(
+        "SELECT column_name FROM information_schema.columns WHERE table_name = 'leaderboard' "
+        "ORDER BY ordinal_position").fetchall()]
+    keys = [c for c in ("suite", "model", "model_params", "dataset", "dataset_params", "metric", "epsilon")
+            if c in cols]
+    order = ["d_star ASC NULLS LAST", "d_star_fraction ASC NULLS LAST"]
+    width = _interval_width(cols)
+    if width:
+        order.append(f"{width} ASC NULLS LAST")
+    con.execute("ALTER VIEW leaderboard RENAME TO leaderboard_base")
+    con.execute(f"""
+    CREATE VIEW leaderboard AS
+    SELECT * REPLACE (rank() OVER (PARTITION BY {', '.join(keys)} ORDER BY {', '.join(order)}) AS rank)
+    FROM leaderboard_base""")
+
+
+def _interval_width(cols: list[str]) -> str | None:
+    """SQL for the width of d*'s interval, from a (…_lo, …_hi)-style column pair, if any."""
+    pairs = [("_lo", "_hi"), ("_low", "_high"), ("_lower", "_upper")]
+    found = [(c[: -len(lo)], lo, hi) for c in cols for lo, hi in pairs
+             if c.endswith(lo) and c[: -len(lo)] + hi in cols]
+    found.sort(key=lambda f: "d_star" not in f[0])  # prefer d*'s own interval
+    if not found:
+        return None
+    prefix, lo, hi = found[0]
+    return f"({prefix}{hi} - {prefix}{lo})"
+
+
+# A store's version is the count of migrations applied: append new ones at the end.
+MIGRATIONS: list[Callable[[duckdb.DuckDBPyConnection], None]] = [_m001_core, _m002_statistics,
+                                                               _m003_references]
+
+
+def _sync_references(con: duckdb.DuckDBPyConnection) -> None:
+    """Load registry/ into reference_results when its content changed (see dofbench.references)."""
+    from dofbench.references import sync
+
+    sync(con)
 
 
 def _is_lock_error(exc: Exception) -> bool:
@@ -130,19 +281,29 @@ class Store:
         self.path = default_db_path(path)
 
     # ------------------------------------------------------------------ connections
+    # Concurrency: DuckDB lets one process hold a file for writing, and no reader may hold it at
+    # the same time. The driver therefore opens a write connection per committed trial (tens of
+    # milliseconds) and closes it at once; readers open read-only connections, retrying with
+    # jittered backoff while a write is under way, and close them when their query is done. A
+    # writer waits much longer than a reader, so a run outlives a slow query instead of failing.
+    WRITE_TIMEOUT_S = 600.0
+    READ_TIMEOUT_S = 60.0
+
     @contextmanager
-    def write(self, timeout: float = 30.0) -> Iterator[duckdb.DuckDBPyConnection]:
+    def write(self, timeout: float | None = None) -> Iterator[duckdb.DuckDBPyConnection]:
         """A short write connection, migrated to the latest schema."""
-        con = self._connect(read_only=False, timeout=timeout)
+        con = self._connect(read_only=False, timeout=self.WRITE_TIMEOUT_S if timeout is None else timeout)
         try:
             migrate(con)
+            _sync_references(con)  # registry/ → reference_results when the registry changed
             yield con
         finally:
             con.close()
 
     @contextmanager
-    def read(self, timeout: float = 30.0) -> Iterator[duckdb.DuckDBPyConnection]:
+    def read(self, timeout: float | None = None) -> Iterator[duckdb.DuckDBPyConnection]:
         """A read-only connection; fails with a clear message if there is no store yet."""
+        timeout = self.READ_TIMEOUT_S if timeout is None else timeout
         if not self.path.exists():
             raise DofbenchError(f"no results store at {self.path}; run `dofbench run SUITE` first "
                                 f"or point --db / {ENV_DB} at one")
@@ -150,7 +311,7 @@ class Store:
         try:
             if schema_version(con) < len(MIGRATIONS):
                 con.close()
-                with self.write():
+                with self.write(timeout=timeout):
                     pass
                 con = self._connect(read_only=True, timeout=timeout)
             yield con
@@ -158,18 +319,22 @@ class Store:
             con.close()
 
     def _connect(self, read_only: bool, timeout: float) -> duckdb.DuckDBPyConnection:
+        """Open the file, retrying while another process holds its lock (jittered backoff: short
+        steps for the writer so it takes the first gap between readers)."""
         deadline = time.monotonic() + timeout
-        delay = 0.02
+        delay, cap = 0.01, (0.25 if read_only else 0.05)
         while True:
             try:
                 if not read_only:
                     self.path.parent.mkdir(parents=True, exist_ok=True)
                 return duckdb.connect(str(self.path), read_only=read_only)
-            except duckdb.IOException as exc:
+            except (duckdb.IOException, duckdb.ConnectionException) as exc:
                 if not _is_lock_error(exc) or time.monotonic() > deadline:
-                    raise DofbenchError(f"cannot open results store {self.path}: {' '.join(str(exc).split())}") from None
-                time.sleep(delay)
-                delay = min(delay * 2, 0.5)
+                    hint = (f" (still locked by another process after {timeout:g}s)" if _is_lock_error(exc) else "")
+                    raise DofbenchError(f"cannot open results store {self.path}{hint}: "
+                                        f"{' '.join(str(exc).split())}") from None
+                time.sleep(delay * random.uniform(0.5, 1.5))
+                delay = min(delay * 2, cap)
 
     # ------------------------------------------------------------------ writes
     def register_suite(self, name: str, description: str, spec: dict[str, Any], source: str,

@@ -47,3 +47,12 @@ def tiny_config(tmp_path):
 @pytest.fixture
 def db(tmp_path):
     return tmp_path / "results.duckdb"
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _one_torch_thread():
+    """pytest -n 2 already keeps both cores busy: more torch threads per process only contend."""
+    import torch
+
+    torch.set_num_threads(1)
+    yield
