@@ -15,12 +15,14 @@ $(STAMP): pyproject.toml
 
 install: $(STAMP)
 
-# The main job on embedded data: the quick suite, its P_s table, then its report (prints the path).
+# The main job on embedded data: the quick suite (random subspaces) and the quick method
+# comparison, the P_s table, then the reports (each prints its path).
 demo: $(STAMP)
-	$(BIN)/dofbench run quick --db demo.duckdb
+	$(BIN)/dofbench run quick quick-methods --db demo.duckdb
 	$(BIN)/dofbench query --db demo.duckdb "select epsilon, d, n, p_success from success where suite = 'quick' order by epsilon, d"
-	@echo "report (self-contained HTML; Markdown and figures next to it):"
-	@$(BIN)/dofbench report quick --db demo.duckdb --out report
+	@echo "reports (self-contained HTML; Markdown and figures next to them):"
+	@$(BIN)/dofbench report quick --db demo.duckdb --out report/quick
+	@$(BIN)/dofbench report quick-methods --db demo.duckdb --out report/quick-methods
 
 test: $(STAMP)
 	$(BIN)/python -m pytest -q -n 2 -p no:cacheprovider
