@@ -16,10 +16,9 @@ from dataclasses import dataclass
 
 import torch
 
-from dofbench.identity import derive_seed
 from dofbench.optim import make_optimizer
 from dofbench.projections import Projection, stack_projections
-from dofbench.trainer import MethodContext, Reparam, TrainOutcome, batch_order, evaluate, steps_per_epoch, summarize
+from dofbench.trainer import MethodContext, Reparam, TrainOutcome, evaluate, step_plan, summarize, trial_batches
 
 MAX_GROUP = 16  # largest number of seeds the runner puts in one batched group
 
@@ -64,17 +63,8 @@ def train_batched(ctxs: list[MethodContext], reps: list[Reparam]) -> list[TrainO
     K = len(ctxs)
     c0, r0 = ctxs[0], reps[0]
     cfg, data, net, device = c0.train, c0.data, c0.net, c0.device
-    n = len(data.y_train)
-    per_epoch = steps_per_epoch(n, cfg.batch_size)
-    total = per_epoch * cfg.epochs
-    if cfg.max_steps is not None:
-        total = min(total, cfg.max_steps)
-    eval_every = per_epoch * cfg.eval_every_epochs
-    orders = []
-    for c in ctxs:
-        gen = torch.Generator(device="cpu")
-        gen.manual_seed(derive_seed("data-order", *c.spec.data_key()))
-        orders.append(batch_order(n, cfg.batch_size, total, gen))
+    total, eval_every = step_plan(cfg, len(data.y_train))
+    orders = [trial_batches(c, total) for c in ctxs]
     loss_fn = c0.loss_fn()
 
     try:

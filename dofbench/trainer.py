@@ -163,19 +163,29 @@ def summarize(evals: list[tuple[int, str, str, float]], metrics: list[Metric]) -
     return out
 
 
-def train_reparam(ctx: MethodContext, rep: Reparam) -> TrainOutcome:
-    """Train φ of ``rep`` with the shared loop and return the outcome."""
-    cfg = ctx.train
-    data, net = ctx.data, ctx.net
-    n = len(data.y_train)
+def step_plan(cfg: TrainConfig, n: int) -> tuple[int, int]:
+    """(total optimizer steps, steps between evaluations) of a trial on n training examples."""
     per_epoch = steps_per_epoch(n, cfg.batch_size)
     total = per_epoch * cfg.epochs
     if cfg.max_steps is not None:
         total = min(total, cfg.max_steps)
-    eval_every = per_epoch * cfg.eval_every_epochs
+    return total, per_epoch * cfg.eval_every_epochs
+
+
+def trial_batches(ctx: MethodContext, total: int) -> list[torch.Tensor]:
+    """The trial's minibatch indices: the data order depends on (dataset, seed) only, so every d
+    and method of a seed sees the same batches."""
     gen = torch.Generator(device="cpu")
     gen.manual_seed(derive_seed("data-order", *ctx.spec.data_key()))
-    batches = batch_order(n, cfg.batch_size, total, gen)
+    return batch_order(len(ctx.data.y_train), ctx.train.batch_size, total, gen)
+
+
+def train_reparam(ctx: MethodContext, rep: Reparam) -> TrainOutcome:
+    """Train φ of ``rep`` with the shared loop and return the outcome."""
+    cfg = ctx.train
+    data, net = ctx.data, ctx.net
+    total, eval_every = step_plan(cfg, len(data.y_train))
+    batches = trial_batches(ctx, total)
     loss_fn = ctx.loss_fn()
 
     net.reset_buffers()  # BatchNorm running statistics start afresh for every trial

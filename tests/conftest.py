@@ -56,3 +56,11 @@ def _one_torch_thread():
 
     torch.set_num_threads(1)
     yield
+
+
+@pytest.fixture
+def worker(tmp_path):
+    """An in-process worker on the CPU with its own artifact cache."""
+    from dofbench.worker import Runtime, Worker
+
+    return Worker(Runtime(device="cpu", cache_dir=str(tmp_path / "cache")))

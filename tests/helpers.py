@@ -42,3 +42,13 @@ def run_cli(*args: str, env: dict | None = None, cwd=None) -> subprocess.Complet
     full_env.update(env or {})
     return subprocess.run([sys.executable, "-m", "dofbench.cli", *args], capture_output=True, text=True,
                           env=full_env, cwd=cwd, timeout=300)
+
+
+def tiny_spec(method: str, d: int = 32, seed: int = 0, **params):
+    """A trial spec of a tiny MLP on a small MNIST-1D (2 epochs), built without a suite."""
+    from dofbench.schemas import ResolvedComponent, TrainConfig, TrialSpec
+
+    return TrialSpec(model=ResolvedComponent(name="mlp", params={"hidden": [16]}),
+                     dataset=ResolvedComponent(name="mnist1d", params={"num_samples": 600}),
+                     method=ResolvedComponent(name=method, params=params), d=d, seed=seed,
+                     train=TrainConfig(epochs=2, batch_size=64))

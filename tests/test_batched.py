@@ -14,14 +14,6 @@ from dofbench.trainer import train_reparam
 from dofbench.worker import Runtime, Worker, run_group
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 def spec(seed=0, d=24, method="random-subspace", model="mlp", mparams=None, **params) -> TrialSpec:
     return TrialSpec(model=ResolvedComponent(name=model, params=mparams or {"hidden": [16]}),
                      dataset=ResolvedComponent(name="mnist1d", params={"num_samples": 600}),

@@ -9,26 +9,11 @@ from dofbench.artifacts import ArtifactCache
 from dofbench.host import Host
 from dofbench.schemas import ResolvedComponent, TrainConfig, TrialSpec
 from dofbench.worker import Runtime, Worker
-
-
-@pytest.fixture(autouse=True)
-def _one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+from helpers import tiny_spec
 
 
 def spec(method: str, d: int = 32, seed: int = 0, **params) -> TrialSpec:
-    return TrialSpec(model=ResolvedComponent(name="mlp", params={"hidden": [16]}),
-                     dataset=ResolvedComponent(name="mnist1d", params={"num_samples": 600}),
-                     method=ResolvedComponent(name=method, params=params), d=d, seed=seed,
-                     train=TrainConfig(epochs=2, batch_size=64))
-
-
-@pytest.fixture
-def worker(tmp_path):
-    return Worker(Runtime(device="cpu", cache_dir=str(tmp_path / "cache")))
+    return tiny_spec(method, d=d, seed=seed, **params)
 
 
 def test_t0_gives_the_random_subspace_trial_result(worker):

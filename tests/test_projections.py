@@ -17,15 +17,6 @@ from dofbench.worker import Runtime, Worker
 KINDS = ["dense", "orthonormal", "sparse", "fastfood"]
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """One torch thread, as a worker runs (tiny ops under a busy machine's OpenMP are slow)."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 def gen(seed: int) -> torch.Generator:
     return torch.Generator().manual_seed(seed)
 
