@@ -6,6 +6,9 @@ from __future__ import annotations
 from typing import Iterable, Literal
 
 import torch
+from pydantic import Field
+
+from dofbench.components import Params
 
 OptimizerName = Literal["paper-adam", "adam", "sgd"]
 
@@ -51,3 +54,20 @@ def make_optimizer(name: str, params: Iterable[torch.Tensor], lr: float, *,
     if name == "sgd":
         return torch.optim.SGD(params, lr=lr, momentum=momentum, weight_decay=weight_decay)
     raise ValueError(f"unknown optimizer {name!r}; allowed: paper-adam, adam, sgd")
+
+
+class SubspaceOptimizerParams(Params):
+    """The optimizer of φ shared by every subspace method (the paper's defaults)."""
+
+    optimizer: Literal["paper-adam", "adam"] = Field(
+        "paper-adam", description="Optimizer of φ: 'paper-adam' = Adam with the constant bias "
+        "correction of the paper's code; 'adam' = torch.optim.Adam.")
+    lr: float = Field(5e-2, gt=0, description="Learning rate (paper: 5e-2).")
+    beta1: float = Field(0.9, ge=0, lt=1, description="Adam β1 (paper: 0.9).")
+    beta2: float = Field(0.999, ge=0, lt=1, description="Adam β2 (paper: 0.999).")
+    eps: float = Field(1e-7, gt=0, description="Adam ε (paper: 1e-7).")
+
+    def optimizer_spec(self) -> dict:
+        """The optimizer fields of a :class:`dofbench.trainer.Reparam`."""
+        return {"optimizer": self.optimizer, "lr": self.lr,
+                "optimizer_kwargs": {"betas": (self.beta1, self.beta2), "eps": self.eps}}

@@ -30,6 +30,7 @@ from dofbench.errors import DivergedError, DofbenchError
 from dofbench.flat import FlatNet
 from dofbench.hookspecs import hookimpl
 from dofbench.identity import derive_seed
+from dofbench.optim import SubspaceOptimizerParams
 from dofbench.projections import DenseProjection, Projection
 from dofbench.trainer import MethodContext, Reparam, steps_per_epoch, train_full
 
@@ -239,7 +240,7 @@ class ImpParams(TicketParams):
     max_rounds: int = Field(100, ge=1, description="Refuse a d that would need more pruning rounds.")
 
 
-class LotterySubspaceParams(Params):
+class LotterySubspaceParams(SubspaceOptimizerParams):
     d_max: int = Field(
         1024, ge=1, description="Largest d of the sweep: the trajectory runs sample_every·d_max steps "
         "and gives d_max directions shared by every d ≤ d_max of a seed (paper: the largest d "
@@ -251,13 +252,6 @@ class LotterySubspaceParams(Params):
         "on their mean (the 'low-dimensional trajectory' variant).")
     trajectory_lr: float = Field(5e-2, gt=0, description="Learning rate of the full-space trajectory (paper: 5e-2).")
     trajectory_momentum: float = Field(0.9, ge=0, lt=1, description="Heavy-ball momentum of the trajectory (paper: 0.9).")
-    optimizer: Literal["paper-adam", "adam"] = Field(
-        "paper-adam", description="Optimizer of φ: 'paper-adam' (constant bias correction, paper) or "
-        "torch.optim.Adam.")
-    lr: float = Field(5e-2, gt=0, description="Learning rate of φ (paper: 5e-2).")
-    beta1: float = Field(0.9, ge=0, lt=1, description="Adam β1 (paper: 0.9).")
-    beta2: float = Field(0.999, ge=0, lt=1, description="Adam β2 (paper: 0.999).")
-    eps: float = Field(1e-7, gt=0, description="Adam ε (paper: 1e-7).")
     basis_budget_gb: float = Field(2.0, gt=0, description="Largest D×d_max trajectory matrix allowed, in GiB.")
 
 
@@ -332,8 +326,7 @@ class LotterySubspace(Method):
         theta0 = ctx.theta0
         energy = float(sigma[:ctx.d].pow(2).sum() / sigma.pow(2).sum().clamp_min(1e-30))
         return AffineReparam(phi0=theta0.new_zeros(ctx.d), theta=lambda phi: theta0 + proj(phi),
-                             optimizer=p.optimizer, lr=p.lr,
-                             optimizer_kwargs={"betas": (p.beta1, p.beta2), "eps": p.eps},
+                             **p.optimizer_spec(),
                              info={"basis": p.basis, "d_max": p.d_max, "energy_fraction": energy},
                              origin=theta0, projection=proj)
 

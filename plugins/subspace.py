@@ -12,12 +12,13 @@ from pydantic import Field
 from dofbench.batched import AffineReparam
 from dofbench.components import Method, Params
 from dofbench.hookspecs import hookimpl
+from dofbench.optim import SubspaceOptimizerParams
 from dofbench.identity import derive_seed
 from dofbench.projections import ProjectionKind, make_projection
 from dofbench.trainer import MethodContext, Reparam, train_full
 
 
-class SubspaceParams(Params):
+class SubspaceParams(SubspaceOptimizerParams):
     projection: ProjectionKind = Field(
         "dense", description="Random projection A: 'dense' = the paper's i.i.d. Gaussian columns "
         "scaled to unit norm (stores D×d floats); 'orthonormal' = the same with orthonormalised "
@@ -25,13 +26,6 @@ class SubspaceParams(Params):
         "columns normalised; 'fastfood' = Li et al.'s Fastfood transform (O(D) memory, unit-norm "
         "columns in expectation); 'auto' = dense while the matrix is at most auto_dense_mb, "
         "fastfood beyond (the resolved choice is stored in method_info).")
-    optimizer: Literal["paper-adam", "adam"] = Field(
-        "paper-adam", description="Optimizer of φ: 'paper-adam' = Adam with the constant bias "
-        "correction of the paper's code; 'adam' = torch.optim.Adam.")
-    lr: float = Field(5e-2, gt=0, description="Learning rate (paper: 5e-2).")
-    beta1: float = Field(0.9, ge=0, lt=1, description="Adam β1 (paper: 0.9).")
-    beta2: float = Field(0.999, ge=0, lt=1, description="Adam β2 (paper: 0.999).")
-    eps: float = Field(1e-7, gt=0, description="Adam ε (paper: 1e-7).")
     dense_budget_gb: float = Field(2.0, gt=0, description="Largest dense projection matrix allowed, in GiB.")
     auto_dense_mb: float = Field(
         64.0, ge=0, description="projection='auto' uses dense while the D×d float32 matrix is at "
@@ -56,9 +50,7 @@ def subspace_reparam(ctx: MethodContext, p: SubspaceParams, origin: torch.Tensor
                            auto_dense_bytes=int(p.auto_dense_mb * 1024**2))
     origin = origin.to(ctx.device)
     return AffineReparam(
-        phi0=origin.new_zeros(ctx.d), theta=lambda phi: origin + proj(phi),
-        optimizer=p.optimizer, lr=p.lr,
-        optimizer_kwargs={"betas": (p.beta1, p.beta2), "eps": p.eps},
+        phi0=origin.new_zeros(ctx.d), theta=lambda phi: origin + proj(phi), **p.optimizer_spec(),
         info={**proj.info(), "projection_requested": p.projection, **(info or {})},
         origin=origin, projection=proj)
 
