@@ -11,6 +11,11 @@ from __future__ import annotations
 
 import os
 import tempfile
+
+try:  # POSIX: serialise the computation of one artifact across processes
+    import fcntl
+except ImportError:  # pragma: no cover - Windows
+    fcntl = None  # type: ignore[assignment]
 from pathlib import Path
 from typing import Any, Callable
 
@@ -41,34 +46,61 @@ class ArtifactCache:
         return self.root / kind / f"{content_hash([kind, key])}.pt"
 
     def get_or_create(self, kind: str, key: Any, create: Callable[[], Any]) -> Any:
-        """Return the artifact ``kind`` for ``key`` (any JSON-able spec), computing it once."""
+        """Return the artifact ``kind`` for ``key`` (any JSON-able spec), computing it once.
+
+        On disk the computation runs under an inter-process file lock, so parallel workers that
+        need the same artifact (the seeds of one d while the next d starts elsewhere) compute it
+        once: the others wait and read it."""
         path = self.path_for(kind, key)
         ident = str(path)
         if self._mem is not None and ident in self._mem:
             self.hits += 1
             return self._mem[ident]
-        if self.disk and path.exists():
+        if not self.disk:
+            return self._create(ident, kind, create)
+        value = self._load(path)
+        if value is not None:
+            return self._remember(ident, value)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with open(path.with_suffix(".lock"), "a") as lock:
+            if fcntl is not None:
+                fcntl.flock(lock, fcntl.LOCK_EX)
             try:
-                value = torch.load(path, map_location="cpu", weights_only=False)
-                self.hits += 1
-                if self._mem is not None:
-                    self._mem[ident] = value
+                value = self._load(path)  # another process may have made it while we waited
+                if value is not None:
+                    return self._remember(ident, value)
+                value = self._create(ident, kind, create)
+                fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".tmp")
+                os.close(fd)
+                try:
+                    torch.save(value, tmp)
+                    os.replace(tmp, path)
+                finally:
+                    if os.path.exists(tmp):
+                        os.unlink(tmp)
                 return value
-            except Exception:  # a truncated or stale file is recomputed
-                pass
+            finally:
+                if fcntl is not None:
+                    fcntl.flock(lock, fcntl.LOCK_UN)
+
+    def _load(self, path: Path) -> Any:
+        if not path.exists():
+            return None
+        try:
+            return torch.load(path, map_location="cpu", weights_only=False)
+        except Exception:  # a truncated or stale file is recomputed
+            return None
+
+    def _remember(self, ident: str, value: Any) -> Any:
+        self.hits += 1
+        if self._mem is not None:
+            self._mem[ident] = value
+        return value
+
+    def _create(self, ident: str, kind: str, create: Callable[[], Any]) -> Any:
         self.misses += 1
         self.computed.append(kind)
         value = create()
-        if self.disk:
-            path.parent.mkdir(parents=True, exist_ok=True)
-            fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".tmp")
-            os.close(fd)
-            try:
-                torch.save(value, tmp)
-                os.replace(tmp, path)
-            finally:
-                if os.path.exists(tmp):
-                    os.unlink(tmp)
         if self._mem is not None:
             self._mem[ident] = value
         return value

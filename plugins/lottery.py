@@ -34,11 +34,6 @@ from dofbench.optim import SubspaceOptimizerParams
 from dofbench.projections import DenseProjection, Projection
 from dofbench.trainer import MethodContext, Reparam, steps_per_epoch, train_full
 
-try:
-    import fcntl
-except ImportError:  # pragma: no cover - not on Windows: parallel workers may compute twice
-    fcntl = None
-
 
 # ------------------------------------------------------------------------------------ shared
 def prep_key(ctx: MethodContext, **parts: Any) -> list[Any]:
@@ -63,23 +58,6 @@ def run_full(ctx: MethodContext, what: str, net, theta: torch.Tensor, **kwargs: 
     except DivergedError as exc:
         raise DofbenchError(f"{ctx.spec.method.name}: preparation ({what}) failed: {exc}; lower its "
                             f"learning rate") from None
-
-
-def shared_artifact(ctx: MethodContext, kind: str, key: list[Any], create: Callable[[], Any]) -> Any:
-    """``ctx.cache.get_or_create`` under an inter-process file lock: when parallel workers need the
-    same expensive artifact (seeds of one d run while the next d starts elsewhere), one computes
-    it and the others wait and read it from disk instead of computing it again."""
-    cache = ctx.cache
-    if not cache.disk or fcntl is None:
-        return cache.get_or_create(kind, key, create)
-    path = cache.path_for(kind, key)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path.with_suffix(".lock"), "a") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
-        try:
-            return cache.get_or_create(kind, key, create)
-        finally:
-            fcntl.flock(lock, fcntl.LOCK_UN)
 
 
 class MaskedNet:
@@ -292,7 +270,7 @@ def lottery_basis(ctx: MethodContext, p: LotterySubspaceParams) -> dict[str, tor
         u, s = basis_from_trajectory(trajectory(ctx, p), p.basis)
         return {"U": u.cpu(), "sigma": s.cpu()}
 
-    return shared_artifact(ctx, "lottery-basis", [*_trajectory_key(ctx, p), p.basis], create)
+    return ctx.cache.get_or_create("lottery-basis", [*_trajectory_key(ctx, p), p.basis], create)
 
 
 class BasisProjection(DenseProjection):
@@ -377,7 +355,7 @@ def pretrained(ctx: MethodContext, p: PretrainParams, rewind_step: int = 0) -> d
             if rewind_step else ctx.theta0
         return {"theta": theta.cpu(), "rewind": rewind.cpu()}
 
-    return shared_artifact(ctx, "lottery-pretrain", key, create)
+    return ctx.cache.get_or_create("lottery-pretrain", key, create)
 
 
 # ------------------------------------------------------------------------------ tickets
@@ -460,7 +438,7 @@ def imp_round(ctx: MethodContext, p: ImpParams, fixed: torch.Tensor, targets: li
         return {"theta": theta.cpu(), "mask": mask.cpu()}
 
     # the counts of rounds 1..r depend only on the prunable total and p, never on the trial's d
-    return shared_artifact(ctx, "lottery-imp-round", [*base, r, targets[r]], create)
+    return ctx.cache.get_or_create("lottery-imp-round", [*base, r, targets[r]], create)
 
 
 # ------------------------------------------------------------------------------ pruning baselines
