@@ -82,7 +82,15 @@ def _validate_params(comp: Component, ref: ComponentRef, where: str) -> tuple[di
         params = comp.parse_params(ref.params)
     except ValidationError as exc:
         raise DofbenchError(format_validation_error(exc, prefix=f"{where}.params", model=comp.Params)) from None
-    return params.model_dump(mode="json"), params.model_dump(mode="json", exclude_defaults=True)
+    return params.model_dump(mode="json"), params.model_dump(
+        mode="json", exclude_defaults=True, exclude=non_identity_fields(comp.Params))
+
+
+def non_identity_fields(model) -> set[str]:
+    """Parameters that say where or how, not what (``Field(json_schema_extra={"identity": False})``,
+    e.g. a dataset's local ``root``): they are stored with the trial but not hashed into its id."""
+    return {name for name, f in model.model_fields.items()
+            if isinstance(f.json_schema_extra, dict) and f.json_schema_extra.get("identity") is False}
 
 
 def resolve_suite(host, name: str, spec: SuiteSpec, *, where: str | None = None) -> ResolvedSuite:

@@ -157,7 +157,9 @@ class MnistMlxtend(_Bundled):
 # --------------------------------------------------------------------------------------- on disk
 class DiskParams(PreprocessParams):
     root: str | None = Field(None, description="Directory holding the dataset in torchvision's layout; "
-                             "default: --data-root / $DOFBENCH_DATA, else $DOFBENCH_CACHE/data.")
+                             "default: --data-root / $DOFBENCH_DATA, else $DOFBENCH_CACHE/data. Not part of "
+                             "the trial id (where the data live is not what the trial is).",
+                       json_schema_extra={"identity": False})
 
 
 class DiskDataset(ImageDataset):

@@ -99,3 +99,12 @@ def test_packaged_benchmarks_validate():
     suite = resolve_suite(host, "quick", sf.suites["quick"])
     assert len(suite.spec.seed_list()) >= 5
     assert suite.spec.dims == sorted(suite.spec.dims)
+
+
+def test_where_the_data_live_is_not_part_of_the_trial_id():
+    text = TINY_SUITE.replace('{ name = "mnist1d", params = { num_samples = 600 } }', '{ name = "mnist", params = ROOT }')
+    ids = [[t.trial_id for t in resolve_text(text.replace("ROOT", r)).trials]
+           for r in ('{ subsample = 100 }', '{ subsample = 100, root = "/data/a" }', '{ subsample = 100, root = "/b" }')]
+    assert ids[0] == ids[1] == ids[2]
+    other = [t.trial_id for t in resolve_text(text.replace("ROOT", '{ subsample = 200 }')).trials]
+    assert not set(other) & set(ids[0])
