@@ -18,7 +18,7 @@ import torch
 
 from dofbench.optim import make_optimizer
 from dofbench.projections import Projection, stack_projections
-from dofbench.trainer import MethodContext, Reparam, TrainOutcome, evaluate, step_plan, summarize, trial_batches
+from dofbench.trainer import MethodContext, Reparam, TrainOutcome, evaluate_stacked, step_plan, summarize, trial_batches
 
 MAX_GROUP = 16  # largest number of seeds the runner puts in one batched group
 
@@ -84,20 +84,22 @@ def train_batched(ctxs: list[MethodContext], reps: list[Reparam]) -> list[TrainO
     evals: list[list[tuple[int, str, str, float]]] = [[] for _ in range(K)]
     done: list[TrainOutcome | None] = [None] * K
 
-    def record(k: int, step: int) -> bool:
-        theta = reps[k].theta(phi.detach()[k])
-        out = evaluate(ctxs[k].net, theta, data, ctxs[k].metrics, loss_fn, cfg.eval_batch_size)
-        for key, value in out.items():
-            split, metric = key.split("_", 1)
-            evals[k].append((step, split, metric, value))
-        return all(math.isfinite(v) for v in out.values())
+    def record(ks: list[int], step: int) -> list[bool]:
+        """Evaluate seeds ``ks`` together (one vmapped forward); whether each stayed finite."""
+        with torch.no_grad():
+            thetas = torch.stack([reps[k].theta(phi.detach()[k]) for k in ks])
+        outs = evaluate_stacked(net, thetas, data, c0.metrics, loss_fn, cfg.eval_batch_size)
+        for k, out in zip(ks, outs):
+            for key, value in out.items():
+                split, metric = key.split("_", 1)
+                evals[k].append((step, split, metric, value))
+        return [all(math.isfinite(v) for v in out.values()) for out in outs]
 
     def finish(k: int, status: str, step: int, error: str | None = None) -> None:
         done[k] = TrainOutcome(status, summarize(evals[k], ctxs[k].metrics), evals[k], step, reps[k].d,
                                reps[k].info, error)
 
-    for k in range(K):
-        record(k, 0)
+    record(list(range(K)), 0)
     step = 0
     for step in range(1, total + 1):
         idx = torch.stack([o[step - 1] for o in orders]).to(device)
@@ -111,13 +113,16 @@ def train_batched(ctxs: list[MethodContext], reps: list[Reparam]) -> list[TrainO
         if not (check_loss or check_eval):
             continue
         finite = torch.isfinite(losses.detach()).tolist() if check_loss else [True] * K
+        live = []
         for k in range(K):
-            if done[k] is not None:
-                continue
-            if not finite[k]:
+            if done[k] is None and not finite[k]:
                 finish(k, "diverged", step, f"non-finite training loss at step {step}")
-            elif check_eval and not record(k, step):
-                finish(k, "diverged", step, f"non-finite evaluation at step {step}")
+            elif done[k] is None:
+                live.append(k)
+        if check_eval and live:
+            for k, ok in zip(live, record(live, step)):
+                if not ok:
+                    finish(k, "diverged", step, f"non-finite evaluation at step {step}")
         if all(o is not None for o in done):
             break
     for k in range(K):

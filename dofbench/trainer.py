@@ -116,33 +116,51 @@ def evaluate(net: FlatNet, theta: torch.Tensor, data: DataBundle, metrics: list[
     """Every metric on the full train and test sets: {'train_loss': ..., 'test_acc': ...}.
     Runs the network in eval mode (BatchNorm uses its running statistics and leaves them as they
     are) and restores the previous mode afterwards."""
+    return _evaluate(net, lambda x: net.forward(theta, x)[None], 1, data, metrics, loss_fn, batch_size)[0]
+
+
+def evaluate_stacked(net: FlatNet, thetas: torch.Tensor, data: DataBundle, metrics: list[Metric],
+                     loss_fn: Callable, batch_size: int = 4096) -> list[dict[str, float]]:
+    """:func:`evaluate` for K parameter vectors ``thetas`` (K×D) at once: one vmapped forward per
+    chunk instead of K, as the batched trainer needs."""
+    forward = torch.func.vmap(net.forward, in_dims=(0, None))
+    return _evaluate(net, lambda x: forward(thetas, x), len(thetas), data, metrics, loss_fn, batch_size)
+
+
+def _evaluate(net: FlatNet, forward: Callable[[torch.Tensor], torch.Tensor], k: int, data: DataBundle,
+              metrics: list[Metric], loss_fn: Callable, batch_size: int) -> list[dict[str, float]]:
+    """``forward(x)`` returns the k networks' outputs stacked (k × batch × …)."""
     was_training = net.training
     net.train(False)
     try:
-        return _evaluate_splits(net, theta, data, metrics, loss_fn, batch_size)
+        with torch.no_grad():
+            return _evaluate_splits(forward, k, data, metrics, loss_fn, batch_size)
     finally:
         net.train(was_training)
 
 
-def _evaluate_splits(net: FlatNet, theta: torch.Tensor, data: DataBundle, metrics: list[Metric],
-                     loss_fn: Callable, batch_size: int) -> dict[str, float]:
-    out: dict[str, float] = {}
+def _evaluate_splits(forward: Callable[[torch.Tensor], torch.Tensor], k: int, data: DataBundle,
+                     metrics: list[Metric], loss_fn: Callable, batch_size: int) -> list[dict[str, float]]:
+    out: list[dict[str, float]] = [{} for _ in range(k)]
     for split in ("train", "test"):
         x, y = data.split(split)
         n = len(y)
         if n == 0:
             continue
-        sums = {m.name: 0.0 for m in metrics}
+        sums = [{m.name: 0.0 for m in metrics} for _ in range(k)]
         for i in range(0, n, batch_size):
             xb, yb = x[i:i + batch_size], y[i:i + batch_size]
-            o = net.forward(theta, xb)
-            for m in metrics:
-                if m.name == "loss":
-                    sums[m.name] += float(loss_fn(o, yb)) * len(yb)
-                else:
-                    sums[m.name] += float(m.batch_sum(o, yb))
-        for name, s in sums.items():
-            out[f"{split}_{name}"] = s / n
+            outputs = forward(xb)
+            for j in range(k):
+                o = outputs[j]
+                for m in metrics:
+                    if m.name == "loss":
+                        sums[j][m.name] += float(loss_fn(o, yb)) * len(yb)
+                    else:
+                        sums[j][m.name] += float(m.batch_sum(o, yb))
+        for j in range(k):
+            for name, s in sums[j].items():
+                out[j][f"{split}_{name}"] = s / n
     return out
 
 
