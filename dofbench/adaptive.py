@@ -219,9 +219,11 @@ def adaptive_search(suite, *, store: Store, executor, force: bool = False, retry
     requested: list[str] = []
     steps = reused = ran = 0
 
+    specs = suite.trial_specs_json()
+
     def register() -> None:
         store.register_suite(suite.name, spec.description, suite.resolved_json(), source, requested,
-                             th.metric, th.epsilons, th.delta, suite.higher_is_better)
+                             th.metric, th.epsilons, th.delta, suite.higher_is_better, specs=specs)
 
     record_statistics(store, suite.name, search)
     register()

@@ -207,7 +207,8 @@ def run_suite(suite: ResolvedSuite, *, host: Host, store: Store, runtime: Runtim
     ids = [t.trial_id for t in suite.trials]
     th = suite.spec.threshold
     store.register_suite(suite.name, suite.spec.description, suite.resolved_json(), source, ids,
-                         th.metric, th.epsilons, th.delta, suite.higher_is_better)
+                         th.metric, th.epsilons, th.delta, suite.higher_is_better,
+                         specs=suite.trial_specs_json())
     skip_status = ("ok", "diverged") if retry_failed else ("ok", "diverged", "failed")
     done = set() if force else store.done_ids(ids, skip_status)
     todo = [t for t in dict((t.trial_id, t) for t in suite.trials).values() if t.trial_id not in done]

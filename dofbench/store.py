@@ -260,8 +260,31 @@ def _interval_width(cols: list[str]) -> str | None:
 
 
 # A store's version is the count of migrations applied: append new ones at the end.
+def _m004_suite_resolution(con: duckdb.DuckDBPyConnection) -> None:
+    """A suite sees each of its trials with its own, current resolution of the component params.
+
+    A trial's id hashes only non-default params, so a trial stored before a component gained a
+    parameter keeps its id (and is not rerun) but carries the older params JSON. Grouping the
+    views by the suite's resolution keeps it in the same group as its newer siblings."""
+    for col in ("model_params", "dataset_params", "params", "label"):
+        con.execute(f"ALTER TABLE suite_trials ADD COLUMN {col} VARCHAR")
+    con.execute("""
+    CREATE OR REPLACE VIEW trial_values AS
+    SELECT st.suite, t.trial_id, t.model, coalesce(st.model_params, t.model_params) AS model_params,
+           t.dataset, coalesce(st.dataset_params, t.dataset_params) AS dataset_params, t.method,
+           coalesce(st.params, t.params) AS params, coalesce(st.label, t.label) AS label,
+           t.d, t.total_params, t.seed, t.status,
+           th.metric, th.epsilon, th.delta, th.higher_is_better,
+           TRY_CAST(json_extract_string(t.metrics, '$."' || th.metric || '"') AS DOUBLE) AS value
+    FROM suite_trials st
+    JOIN trials t ON t.trial_id = st.trial_id
+    JOIN suite_thresholds th ON th.suite = st.suite
+    WHERE t.status IN ('ok', 'diverged')   -- failed trials are no evidence either way
+    """)
+
+
 MIGRATIONS: list[Callable[[duckdb.DuckDBPyConnection], None]] = [_m001_core, _m002_statistics,
-                                                               _m003_references]
+                                                               _m003_references, _m004_suite_resolution]
 
 
 def _sync_references(con: duckdb.DuckDBPyConnection) -> None:
@@ -339,8 +362,10 @@ class Store:
     # ------------------------------------------------------------------ writes
     def register_suite(self, name: str, description: str, spec: dict[str, Any], source: str,
                        trial_ids: list[str], metric: str, epsilons: list[float], delta: float,
-                       higher_is_better: bool) -> None:
-        """Record a suite's current definition: its spec, trial membership and thresholds."""
+                       higher_is_better: bool, specs: dict[str, dict[str, Any]] | None = None) -> None:
+        """Record a suite's current definition: its spec, trial membership and thresholds.
+        ``specs`` (trial id → resolved trial spec as JSON) gives the suite's resolution of each
+        trial's params, which the views group by."""
         with self.write() as con:
             con.begin()
             con.execute("DELETE FROM suites WHERE suite = ?", [name])
@@ -348,7 +373,11 @@ class Store:
                         [name, description, canonical_json(spec), source])
             con.execute("DELETE FROM suite_trials WHERE suite = ?", [name])
             if trial_ids:
-                con.executemany("INSERT INTO suite_trials VALUES (?, ?)", [[name, t] for t in dict.fromkeys(trial_ids)])
+                specs = specs or {}
+                con.executemany(
+                    "INSERT INTO suite_trials (suite, trial_id, model_params, dataset_params, params, label) "
+                    "VALUES (?, ?, ?, ?, ?, ?)",
+                    [[name, t, *_resolution(specs.get(t))] for t in dict.fromkeys(trial_ids)])
             con.execute("DELETE FROM suite_thresholds WHERE suite = ?", [name])
             con.executemany("INSERT INTO suite_thresholds VALUES (?, ?, ?, ?, ?)",
                             [[name, metric, float(e), float(delta), higher_is_better] for e in epsilons])
@@ -360,10 +389,8 @@ class Store:
         metrics = result.get("metrics") or {}
         row = {
             "trial_id": result["trial_id"], "suite": suite,
-            "model": spec["model"]["name"], "model_params": canonical_json(spec["model"]["params"]),
-            "dataset": spec["dataset"]["name"], "dataset_params": canonical_json(spec["dataset"]["params"]),
-            "method": spec["method"]["name"], "params": canonical_json(spec["method"]["params"]),
-            "label": method_label(spec),
+            "model": spec["model"]["name"], "dataset": spec["dataset"]["name"], "method": spec["method"]["name"],
+            **dict(zip(("model_params", "dataset_params", "params", "label"), _resolution(spec))),
             "d": spec["d"], "d_used": result.get("d_used"), "total_params": result.get("total_params"),
             "seed": spec["seed"], "status": result["status"], "error": result.get("error"),
             **{c: _finite(metrics.get(c)) for c in METRIC_COLUMNS},
@@ -408,6 +435,14 @@ class Store:
             if cur.description is None:
                 return [], []
             return [c[0] for c in cur.description], cur.fetchall()
+
+
+def _resolution(spec: dict[str, Any] | None) -> list[str | None]:
+    """(model_params, dataset_params, params, label) of a resolved trial spec, as stored."""
+    if spec is None:
+        return [None] * 4
+    return [canonical_json(spec["model"]["params"]), canonical_json(spec["dataset"]["params"]),
+            canonical_json(spec["method"]["params"]), method_label(spec)]
 
 
 def method_label(spec: dict[str, Any]) -> str:

@@ -76,6 +76,10 @@ class ResolvedSuite:
     def resolved_json(self) -> dict[str, Any]:
         return self.spec.model_dump(mode="json")
 
+    def trial_specs_json(self) -> dict[str, dict[str, Any]]:
+        """trial id → resolved trial spec (JSON), as the store's suite membership records it."""
+        return {t.trial_id: t.model_dump(mode="json") for t in self.trials}
+
 
 def _validate_params(comp: Component, ref: ComponentRef, where: str) -> tuple[dict, dict]:
     try:

@@ -102,3 +102,20 @@ def test_old_store_is_migrated_on_read(db):
     con.execute("create table schema_migrations (version integer primary key, applied_at timestamptz)")
     con.close()
     assert Store(db).query("select count(*) from trials")[1] == [(0,)]
+
+
+def test_a_trial_stored_before_a_component_gained_a_parameter_stays_in_its_group(db):
+    """Same trial id (only non-default params are hashed), older params JSON: the suite's own
+    resolution decides the group, so old and new trials form one (d, ε) cell."""
+    store = Store(db)
+    old = fake_result("old", 10, 0, 0.9)
+    old["spec"]["method"]["params"] = {"lr": 0.05}  # written by a version without `projection`
+    new = fake_result("new", 10, 1, 0.9)
+    new["spec"]["method"]["params"] = {"lr": 0.05, "projection": "dense"}
+    for r in (old, new):
+        store.write_result(r, "s")
+    specs = {"old": new["spec"], "new": new["spec"]}  # the suite resolves both with today's params
+    store.register_suite("s", "", {}, "t", ["old", "new"], "train_acc", [0.5], 0.1, True, specs=specs)
+    assert store.query("select d, n, p_success, params from success")[1] == [(10, 2, 1.0, '{"lr":0.05,"projection":"dense"}')]
+    assert store.query("select d_star, n_seeds from leaderboard")[1] == [(10, 2)]
+    assert store.query("select params from trials where trial_id = 'old'")[1] == [('{"lr":0.05}',)]  # stored row unchanged
