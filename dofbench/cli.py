@@ -208,7 +208,8 @@ def leaderboard(ctx, suite, db, fmt, references):
 @format_option(choices=("table", "csv", "json", "markdown"))
 @click.pass_context
 def query(ctx, sql, db, fmt):
-    """Run read-only SQL on the store (tables: trials, evals, suites; views: success, leaderboard)."""
+    """Run read-only SQL on the store: tables trials, evals, suites, suite_trials, predictions,
+    reference_results; views success, leaderboard (columns: see the README)."""
     click.echo(_session(ctx, db=db).query(sql).render(fmt))
 
 
