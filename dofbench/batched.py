@@ -15,12 +15,26 @@ import math
 from dataclasses import dataclass
 
 import torch
+import torch.nn.functional as F
 
 from dofbench.optim import make_optimizer
 from dofbench.projections import Projection, stack_projections
 from dofbench.trainer import MethodContext, Reparam, TrainOutcome, evaluate_stacked, step_plan, summarize, trial_batches
 
 MAX_GROUP = 16  # largest number of seeds the runner puts in one batched group
+
+# A step streams every seed's dense projection twice (A φ and Aᵀ g), which seeds trained together
+# cannot share. On CPU, beyond a few MiB per seed that traffic dominates the step and batching no
+# longer pays (measured with `python -m benchmarks subspace`, table 3, MNIST-1D MLP at K = 8:
+# 1.5× at 3.9 MB per seed, 1.0× at 15.6 MB), so such trials run one at a time.
+DENSE_BATCH_BYTES = 8 * 1024**2
+
+
+def dense_group_limit(D: int, d: int, device: str) -> int:
+    """How many seeds with a dense D×d projection each it pays to train together on ``device``
+    ('cpu' or 'cuda'): :data:`MAX_GROUP` while the matrix is at most :data:`DENSE_BATCH_BYTES`
+    or on a GPU, else 1 (one at a time)."""
+    return MAX_GROUP if device != "cpu" or 4 * int(D) * int(d) <= DENSE_BATCH_BYTES else 1
 
 
 @dataclass
@@ -74,10 +88,14 @@ def train_batched(ctxs: list[MethodContext], reps: list[Reparam]) -> list[TrainO
     ptens = {k: v.to(device) for k, v in ptens.items()}
     origins = torch.stack([r.origin.to(device) for r in reps])
 
-    def loss_one(theta, xb, yb):
-        return loss_fn(net.forward(theta, xb), yb)
+    per_seed_loss = torch.func.vmap(loss_fn)
 
-    batched_loss = torch.func.vmap(loss_one)
+    def batched_loss(thetas: torch.Tensor, xb: torch.Tensor, yb: torch.Tensor) -> torch.Tensor:
+        """The K seeds' minibatch losses (K,), each as :func:`train_reparam` computes it."""
+        out = net.stacked_forward(thetas, xb)
+        if loss_fn is F.cross_entropy:  # the default: one call on the K·batch rows
+            return F.cross_entropy(out.flatten(0, 1), yb.flatten(), reduction="none").view(yb.shape).mean(1)
+        return per_seed_loss(out, yb)
     net.train()
     phi = torch.stack([r.phi0.detach().to(device) for r in reps]).requires_grad_(True)
     opt = make_optimizer(r0.optimizer, [phi], r0.lr, **r0.optimizer_kwargs)
@@ -85,7 +103,7 @@ def train_batched(ctxs: list[MethodContext], reps: list[Reparam]) -> list[TrainO
     done: list[TrainOutcome | None] = [None] * K
 
     def record(ks: list[int], step: int) -> list[bool]:
-        """Evaluate seeds ``ks`` together (one vmapped forward); whether each stayed finite."""
+        """Evaluate seeds ``ks`` together (one stacked forward); whether each stayed finite."""
         with torch.no_grad():
             thetas = torch.stack([reps[k].theta(phi.detach()[k]) for k in ks])
         outs = evaluate_stacked(net, thetas, data, c0.metrics, loss_fn, cfg.eval_batch_size)

@@ -125,10 +125,19 @@ class Method(Component):
         return total_params
 
     def batchable(self, params: Params) -> bool:
-        """Whether seeds of this method can be trained together with torch.func.vmap: its
+        """Whether seeds of this method can be trained together (:mod:`dofbench.batched`): its
         :meth:`setup` returns a :class:`dofbench.batched.AffineReparam`. The runner batches a
         group of seeds only when the model's ``batchable`` agrees."""
         return False
+
+    def group_limit(self, params: Params, total_params: int, d: int, device: str) -> int:
+        """How many seeds of a batchable trial with D = total_params and this d it pays to train
+        together on ``device`` ('cpu' or 'cuda'); the runner cuts its groups to this size
+        (1: one at a time). Override when the cost grows with the group (e.g. a stored D×d
+        matrix per seed)."""
+        from dofbench.batched import MAX_GROUP
+
+        return MAX_GROUP
 
     def setup(self, ctx: "MethodContext") -> "Reparam":  # pragma: no cover - interface
         raise NotImplementedError
@@ -151,6 +160,12 @@ class Metric(Component):
     def batch_sum(self, outputs: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:  # pragma: no cover
         raise NotImplementedError
 
+    def stacked_sum(self, outputs: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+        """``batch_sum`` of each of K networks' outputs (K × batch × …) on the same targets: a
+        tensor of K sums. The default vmaps ``batch_sum``; override with a direct form when
+        seeds trained together should evaluate cheaply."""
+        return torch.func.vmap(self.batch_sum, in_dims=(0, None))(outputs, targets)
+
 
 @dataclass
 class FunctionMetric(Metric):
@@ -159,9 +174,15 @@ class FunctionMetric(Metric):
     higher_is_better: bool = True
     description: str = ""
     tasks: tuple[str, ...] = ("classification",)
+    stacked_fn: Callable[[torch.Tensor, torch.Tensor], torch.Tensor] | None = None  # see stacked_sum
 
     def batch_sum(self, outputs, targets):
         return self.fn(outputs, targets)
+
+    def stacked_sum(self, outputs, targets):
+        if self.stacked_fn is None:
+            return super().stacked_sum(outputs, targets)
+        return self.stacked_fn(outputs, targets)
 
 
 KINDS = {"model": "models", "dataset": "datasets", "method": "methods", "metric": "metrics"}

@@ -18,11 +18,18 @@ trial, so each trial's statistics come from its own training steps only.
 
 from __future__ import annotations
 
+import functools
 import math
+from typing import Any
 
 import torch
 from torch import nn
 from torch.func import functional_call
+
+
+# parameter-free modules that act on each entry alone: the same on a stack of networks' activations
+ELEMENTWISE = (nn.ReLU, nn.Tanh, nn.Sigmoid, nn.GELU, nn.SiLU, nn.ELU, nn.LeakyReLU, nn.Softplus,
+               nn.Hardtanh, nn.Mish, nn.Identity)
 
 
 class FlatNet:
@@ -62,6 +69,59 @@ class FlatNet:
     def forward(self, theta: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
         return functional_call(self.module, (self.unflatten(theta), self.buffers), (x,), strict=False)
 
+    def stacked_forward(self, thetas: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+        """K networks at once: ``thetas`` (K × D) on inputs ``x`` (K × batch × …), outputs
+        K × batch × …; equal to ``vmap(forward)(thetas, x)``. Networks built only of
+        ``nn.Sequential``, ``nn.Linear``, ``nn.Flatten`` and elementwise activations run as one
+        batched matrix product per layer (no ``functional_call``, no vmap: much less overhead
+        per step, which is what training seeds together is for); any other network is vmapped."""
+        if self._stack_plan is None:
+            return torch.func.vmap(self.forward)(thetas, x)
+        k = thetas.shape[0]
+        params = dict(zip(self.names, (t.view(k, *s) for t, s in zip(torch.split(thetas, self.numels, 1),
+                                                                        self.shapes))))
+        h = x
+        for op, arg in self._stack_plan:
+            if op == "linear":
+                w, b = params[f"{arg}weight"], params.get(f"{arg}bias")
+                lead = h.shape[1:-1]
+                out = _StackedLinear.apply(h.reshape(k, -1, h.shape[-1]), w, b)
+                h = out.view(k, *lead, w.shape[1])
+            elif op == "flatten":
+                start, end = arg
+                h = h.flatten(start + 1, end + 1 if end >= 0 else end)
+            else:  # an elementwise module, the same on any shape
+                h = arg(h)
+        return h
+
+    @functools.cached_property
+    def _stack_plan(self) -> list[tuple[str, Any]] | None:
+        """The layer-by-layer plan of :meth:`stacked_forward`, or None when the module is not a
+        plain stack of linear layers, flattens and elementwise activations."""
+        if self.buffers:
+            return None
+        plan: list[tuple[str, Any]] = []
+        covered: set[str] = set()
+
+        def walk(module: nn.Module, prefix: str) -> bool:
+            if type(module) is nn.Sequential:
+                return all(walk(child, f"{prefix}{name}.") for name, child in module.named_children())
+            if type(module) is nn.Linear:
+                plan.append(("linear", prefix))
+                covered.update(f"{prefix}{n}" for n, _ in module.named_parameters())
+                return True
+            if type(module) is nn.Flatten:
+                plan.append(("flatten", (module.start_dim, module.end_dim)))
+                return True
+            if type(module) in ELEMENTWISE and not list(module.parameters()):
+                plan.append(("elementwise", module))
+                return True
+            return False
+
+        if not walk(self.module, "") or covered != set(self.names):
+            return None
+        return plan
+
     def segments(self) -> list[tuple[str, int, int]]:
         """(name, start, stop) of each parameter tensor inside θ."""
         out, start = [], 0
@@ -69,6 +129,28 @@ class FlatNet:
             out.append((n, start, start + k))
             start += k
         return out
+
+
+class _StackedLinear(torch.autograd.Function):
+    """K linear layers at once: h (K, n, in), w (K, out, in), b (K, out) or None → (K, n, out).
+    Its backward forms each gradient in its parameter's own layout with one batched product
+    (autograd's generic rule for ``baddbmm`` on a transposed weight builds the transpose and
+    copies it), which makes a stacked training step markedly cheaper."""
+
+    @staticmethod
+    def forward(ctx, h, w, b):
+        ctx.save_for_backward(h, w)
+        ctx.has_bias = b is not None
+        wt = w.transpose(1, 2)
+        return torch.bmm(h, wt) if b is None else torch.baddbmm(b.unsqueeze(1), h, wt)
+
+    @staticmethod
+    def backward(ctx, grad):
+        h, w = ctx.saved_tensors
+        gh = torch.bmm(grad, w) if ctx.needs_input_grad[0] else None
+        gw = torch.bmm(grad.transpose(1, 2), h) if ctx.needs_input_grad[1] else None
+        gb = grad.sum(1) if ctx.has_bias and ctx.needs_input_grad[2] else None
+        return gh, gw, gb
 
 
 def count_params(module: nn.Module) -> int:

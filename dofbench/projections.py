@@ -93,7 +93,11 @@ class Projection:
 # ------------------------------------------------------------------------------------- dense
 class DenseProjection(Projection):
     """The paper's projection: i.i.d. N(0, 1) entries, each column scaled to unit ℓ2 norm
-    (columns not orthogonalised); ``orthonormal=True`` orthonormalises them with QR instead."""
+    (columns not orthogonalised); ``orthonormal=True`` orthonormalises them with QR instead.
+
+    Stored transposed, as the d×D tensor ``AT`` (each column of A contiguous): both products of
+    a step, A φ and Aᵀ g, then stream the matrix row by row, 2–3× faster on CPU than with a D×d
+    row-major matrix, where A φ reads rows of only d floats."""
 
     kind = "dense"
 
@@ -106,28 +110,30 @@ class DenseProjection(Projection):
                 f"projection: a dense {self.D}×{self.d} matrix needs {need / 1024**3:.1f} GiB, over the "
                 f"budget of {budget_bytes / 1024**3:.1f} GiB (param dense_budget_gb); use a projection "
                 f"that does not store the matrix (sparse or fastfood) or a smaller d")
-        a = torch.randn(self.D, self.d, generator=generator)
+        a = torch.randn(self.D, self.d, generator=generator)  # drawn as A, D×d, row by row
         if orthonormal:
             if self.d > self.D:
                 raise DofbenchError(f"projection: orthonormal columns need d ≤ D (d={self.d}, D={self.D})")
-            a, _ = torch.linalg.qr(a)
+            at = torch.linalg.qr(a)[0].t().contiguous()
             self.kind = "orthonormal"
         else:
-            a = a / a.norm(dim=0, keepdim=True)
-        self.tensors = {"A": a.to(device)}
+            at = a.t().contiguous()
+            at /= at.norm(dim=1, keepdim=True)
+        self.tensors = {"AT": at.to(device)}
 
     @property
     def A(self) -> torch.Tensor:
-        return self.tensors["A"]
+        """The D×d matrix (a view of the stored transpose)."""
+        return self.tensors["AT"].t()
 
     @staticmethod
     def apply(t, phi, **static):
-        return t["A"] @ phi
+        return phi @ t["AT"]
 
     @classmethod
     def apply_stacked(cls, t, phi, **static):
-        # one matrix-vector product per seed: CPU BLAS runs these ~3× faster than a batched bmm
-        return torch.stack([a @ p for a, p in zip(t["A"], phi)])
+        # (K, 1, d) @ (K, d, D): one batched product; its backward is the batched Aᵀ g
+        return torch.bmm(phi.unsqueeze(1), t["AT"]).squeeze(1)
 
     def matrix(self) -> torch.Tensor:
         return self.A
@@ -180,6 +186,15 @@ class SparseProjection(Projection):
     @staticmethod
     def apply(t, phi, *, D, d):
         return phi.new_zeros(D).index_add(0, t["rows"], t["vals"] * phi.index_select(0, t["cols"]))
+
+    @classmethod
+    def apply_stacked(cls, t, phi, *, D, d):
+        # one index_add into the K·D entries: seed k's rows are offset by k·D
+        K = phi.shape[0]
+        offset = torch.arange(K, device=phi.device).unsqueeze(1) * D
+        contrib = t["vals"] * phi.gather(1, t["cols"].long())
+        rows = (t["rows"].long() + offset).flatten()
+        return phi.new_zeros(K * D).index_add(0, rows, contrib.flatten()).view(K, D)
 
     @property
     def nnz(self) -> int:
@@ -247,23 +262,30 @@ class FastfoodProjection(Projection):
     def apply(t, phi, *, D, d):
         return _FastfoodFn.apply(phi, t["B"], t["G"], t["perm"], t["scale"], D)
 
+    @classmethod
+    def apply_stacked(cls, t, phi, *, D, d):
+        # the transforms act on the last axis, so K stacked seeds are one call (no vmap)
+        return _FastfoodFn.apply(phi, t["B"], t["G"], t["perm"], t["scale"], D)
 
+
+# Both functions take optional leading (seed) axes: φ (…, d), B (…, nb, d), G and perm (…, nb, L),
+# scale (…, nb); the transforms act on the last axis.
 def fastfood_forward(phi, B, G, perm, scale, D):
-    """A φ for one Fastfood projection (see :class:`FastfoodProjection`)."""
-    nb, L = G.shape
-    x = F.pad(B.to(phi.dtype) * phi, (0, L - phi.shape[-1]))  # (nb, L): pad_L(B_i φ)
-    u = fwht(x).gather(1, perm.to(torch.int32)) * G.to(phi.dtype)
-    y = fwht(u) * scale.unsqueeze(1)
-    return y.reshape(nb * L)[:D]
+    """A φ for a Fastfood projection (see :class:`FastfoodProjection`)."""
+    nb, L = G.shape[-2:]
+    x = F.pad(B.to(phi.dtype) * phi.unsqueeze(-2), (0, L - phi.shape[-1]))  # (…, nb, L): pad_L(B_i φ)
+    u = fwht(x).gather(-1, perm.to(torch.int64)) * G.to(phi.dtype)
+    y = fwht(u) * scale.unsqueeze(-1)
+    return y.reshape(*y.shape[:-2], nb * L)[..., :D]
 
 
 def fastfood_transpose(g, B, G, perm, scale, D):
-    """Aᵀ g for one Fastfood projection: the adjoint of :func:`fastfood_forward`."""
-    nb, L = G.shape
-    y = F.pad(g, (0, nb * L - D)).reshape(nb, L) * scale.unsqueeze(1)
+    """Aᵀ g for a Fastfood projection: the adjoint of :func:`fastfood_forward`."""
+    nb, L = G.shape[-2:]
+    y = F.pad(g, (0, nb * L - D)).reshape(*g.shape[:-1], nb, L) * scale.unsqueeze(-1)
     v = fwht(y) * G.to(g.dtype)
-    u = torch.zeros_like(v).scatter(1, perm.to(torch.int32), v)
-    return (fwht(u)[:, :B.shape[1]] * B.to(g.dtype)).sum(0)
+    u = torch.zeros_like(v).scatter_(-1, perm.to(torch.int64), v)
+    return (fwht(u)[..., :B.shape[-1]] * B.to(g.dtype)).sum(-2)
 
 
 class _FastfoodFn(torch.autograd.Function):

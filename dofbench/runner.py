@@ -17,10 +17,11 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from dofbench.errors import DofbenchError
 from dofbench.executors import Executor
 from dofbench.host import Host
-from dofbench.schemas import TrialSpec
+from dofbench.identity import canonical_json
+from dofbench.schemas import ResolvedComponent, TrialSpec
 from dofbench.store import Store
 from dofbench.suite import ResolvedSuite, default_config_path, get_suite, load_suite_file, resolve_suite
-from dofbench.worker import Runtime, failed_result
+from dofbench.worker import Runtime, failed_result, resolve_device
 
 
 class Budget(BaseModel):
@@ -92,31 +93,42 @@ def resolve(names: list[str], config: str | Path | None, host: Host) -> list[Res
     return [resolve_suite(host, n, get_suite(suite_file, n, where)) for n in names]
 
 
-def group_trials(trials: list[TrialSpec], host: Host) -> list[list[TrialSpec]]:
-    """Groups of trials an executor runs together: trials that differ only in seed go in groups
-    of up to :data:`dofbench.batched.MAX_GROUP` (trained together with vmap) when both the model
-    and the method say ``batchable``; every other trial is a group of its own. Order is kept by
-    first appearance."""
+def group_trials(trials: list[TrialSpec], host: Host, sizes: dict[str, int] | None = None,
+                 device: str = "cpu") -> list[list[TrialSpec]]:
+    """Groups of trials an executor runs together: trials that differ only in seed are trained
+    together (:mod:`dofbench.batched`) where it pays — both the model and the method say
+    ``batchable`` — in groups of at most the method's ``group_limit`` for that D, d and
+    ``device`` ('cpu' or 'cuda'; at most :data:`dofbench.batched.MAX_GROUP`), split into groups
+    of even sizes. ``sizes`` maps :func:`task_key` of a (model, dataset) to its D; without it,
+    the limit is MAX_GROUP. Every other trial is a group of its own. Groups come in order of
+    their first trial."""
     from dofbench.batched import MAX_GROUP
-    from dofbench.identity import canonical_json
 
-    groups: dict[str, list[list[TrialSpec]]] = {}
-    order: list[tuple[str, int]] = []
+    members: dict[str, list[TrialSpec]] = {}
+    limits: dict[str, int] = {}
     for i, t in enumerate(trials):
-        key = f"single:{i}"
+        key, limit = f"single:{i}", 1
         try:
             model, method = host.get("model", t.model.name), host.get("method", t.method.name)
-            if (model.batchable(model.parse_params(t.model.params))
-                    and method.batchable(method.parse_params(t.method.params))):
+            params = method.parse_params(t.method.params)
+            if model.batchable(model.parse_params(t.model.params)) and method.batchable(params):
+                D = (sizes or {}).get(task_key(t.model, t.dataset))
+                limit = MAX_GROUP if D is None else method.group_limit(params, D, t.d, device)
                 key = canonical_json({**t.model_dump(mode="json", exclude={"identity"}), "seed": None})
         except Exception:  # an unknown component fails later, in its own trial
             pass
-        chunks = groups.setdefault(key, [])
-        if not chunks or len(chunks[-1]) >= MAX_GROUP:
-            chunks.append([])
-            order.append((key, len(chunks) - 1))
-        chunks[-1].append(t)
-    return [groups[k][j] for k, j in order]
+        limits.setdefault(key, max(1, min(MAX_GROUP, int(limit))))
+        members.setdefault(key, []).append(t)
+    out = []
+    for key, group in members.items():  # as few groups as the limit allows, of even sizes
+        n = -(-len(group) // limits[key])
+        out.extend(group[j::n] for j in range(n))
+    return out
+
+
+def task_key(model: ResolvedComponent, dataset: ResolvedComponent) -> str:
+    """The key of a (model, dataset) pair in :func:`group_trials`'s ``sizes``."""
+    return canonical_json([model.model_dump(mode="json"), dataset.model_dump(mode="json")])
 
 
 def executor_for(name: str, host: Host, runtime: Runtime, workers: int | None,
@@ -214,7 +226,8 @@ def run_suite(suite: ResolvedSuite, *, host: Host, store: Store, runtime: Runtim
     todo = [t for t in dict((t.trial_id, t) for t in suite.trials).values() if t.trial_id not in done]
     summary.skipped = len(set(ids)) - len(todo)
     summary.total = len(set(ids))
-    groups = group_trials(todo, host)
+    sizes = {task_key(task.model, task.dataset): task.total_params for task in suite.tasks}
+    groups = group_trials(todo, host, sizes, resolve_device(runtime.device).type)
     bar = _progress(len(todo), suite.name, progress)
     in_flight: dict[Future, list[TrialSpec]] = {}
     queue = list(reversed(groups))

@@ -121,10 +121,12 @@ def evaluate(net: FlatNet, theta: torch.Tensor, data: DataBundle, metrics: list[
 
 def evaluate_stacked(net: FlatNet, thetas: torch.Tensor, data: DataBundle, metrics: list[Metric],
                      loss_fn: Callable, batch_size: int = 4096) -> list[dict[str, float]]:
-    """:func:`evaluate` for K parameter vectors ``thetas`` (K×D) at once: one vmapped forward per
-    chunk instead of K, as the batched trainer needs."""
-    forward = torch.func.vmap(net.forward, in_dims=(0, None))
-    return _evaluate(net, lambda x: forward(thetas, x), len(thetas), data, metrics, loss_fn, batch_size)
+    """:func:`evaluate` for K parameter vectors ``thetas`` (K×D) at once: one stacked forward
+    (:meth:`FlatNet.stacked_forward`) per chunk instead of K, as the batched trainer needs."""
+    k = len(thetas)
+    rows = max(1, batch_size // k)  # a chunk holds as many activations as one network's would
+    return _evaluate(net, lambda x: net.stacked_forward(thetas, x.expand(k, *x.shape)), k, data, metrics,
+                     loss_fn, rows)
 
 
 def _evaluate(net: FlatNet, forward: Callable[[torch.Tensor], torch.Tensor], k: int, data: DataBundle,
@@ -147,21 +149,37 @@ def _evaluate_splits(forward: Callable[[torch.Tensor], torch.Tensor], k: int, da
         n = len(y)
         if n == 0:
             continue
-        sums = [{m.name: 0.0 for m in metrics} for _ in range(k)]
+        sums = {m.name: torch.zeros(k, dtype=torch.float64) for m in metrics}
         for i in range(0, n, batch_size):
             xb, yb = x[i:i + batch_size], y[i:i + batch_size]
             outputs = forward(xb)
-            for j in range(k):
-                o = outputs[j]
-                for m in metrics:
-                    if m.name == "loss":
-                        sums[j][m.name] += float(loss_fn(o, yb)) * len(yb)
-                    else:
-                        sums[j][m.name] += float(m.batch_sum(o, yb))
-        for j in range(k):
-            for name, s in sums[j].items():
-                out[j][f"{split}_{name}"] = s / n
+            for m in metrics:
+                sums[m.name] += _metric_sums(m, outputs, yb, loss_fn).detach().double().cpu()
+        for name, s in sums.items():
+            for j, v in enumerate((s / n).tolist()):
+                out[j][f"{split}_{name}"] = v
     return out
+
+
+def _metric_sums(m: Metric, outputs: torch.Tensor, yb: torch.Tensor, loss_fn: Callable) -> torch.Tensor:
+    """Metric ``m`` summed over the batch, for each of the k stacked networks' ``outputs``: (k,).
+    Several networks are evaluated in one call (:meth:`Metric.stacked_sum`; the loss directly
+    when it is the default cross-entropy); a metric that cannot be batched is looped over."""
+    def one(o: torch.Tensor) -> torch.Tensor:
+        return loss_fn(o, yb) * len(yb) if m.name == "loss" else m.batch_sum(o, yb)
+
+    k = len(outputs)
+    if k > 1:
+        try:
+            if m.name != "loss":
+                return m.stacked_sum(outputs, yb)
+            if loss_fn is F.cross_entropy:
+                rows = F.cross_entropy(outputs.flatten(0, 1), yb.repeat(k), reduction="none")
+                return rows.view(k, -1).sum(1)
+            return torch.func.vmap(one)(outputs)
+        except Exception:  # e.g. a metric that leaves torch (.item(), numpy): one call per network
+            pass
+    return torch.stack([torch.as_tensor(one(o)) for o in outputs])
 
 
 def summarize(evals: list[tuple[int, str, str, float]], metrics: list[Metric]) -> dict[str, float]:

@@ -24,7 +24,7 @@ from typing import Any, Callable, Literal
 import torch
 from pydantic import Field, model_validator
 
-from dofbench.batched import AffineReparam
+from dofbench.batched import AffineReparam, dense_group_limit
 from dofbench.components import Method, Params
 from dofbench.errors import DivergedError, DofbenchError
 from dofbench.flat import FlatNet
@@ -281,7 +281,7 @@ class BasisProjection(DenseProjection):
 
     def __init__(self, u: torch.Tensor):
         Projection.__init__(self, *u.shape)
-        self.tensors = {"A": u}
+        self.tensors = {"AT": u.t().contiguous()}
 
 
 class LotterySubspace(Method):
@@ -299,7 +299,7 @@ class LotterySubspace(Method):
             raise DofbenchError(f"lottery-subspace: d={ctx.d} exceeds d_max={p.d_max} (param d_max; "
                                 f"allowed: 1 ≤ d ≤ min(d_max, D={ctx.D}))")
         art = lottery_basis(ctx, p)
-        proj = BasisProjection(art["U"][:, :ctx.d].to(ctx.device).contiguous())
+        proj = BasisProjection(art["U"][:, :ctx.d].to(ctx.device))
         sigma = art["sigma"]
         theta0 = ctx.theta0
         energy = float(sigma[:ctx.d].pow(2).sum() / sigma.pow(2).sum().clamp_min(1e-30))
@@ -310,6 +310,9 @@ class LotterySubspace(Method):
 
     def batchable(self, params: LotterySubspaceParams) -> bool:
         return True
+
+    def group_limit(self, params: LotterySubspaceParams, total_params: int, d: int, device: str) -> int:
+        return dense_group_limit(total_params, d, device)  # the basis is a dense D×d matrix
 
 
 # ------------------------------------------------------------------------------ pre-training

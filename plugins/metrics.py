@@ -17,6 +17,11 @@ def _correct(outputs: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
     return (outputs.argmax(dim=-1) == targets).sum()
 
 
+def _correct_stacked(outputs: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+    """Correct predictions of each of K networks: outputs (K, n, classes), targets (n,) → (K,)."""
+    return (outputs.argmax(dim=-1) == targets).sum(dim=-1)
+
+
 @hookimpl
 def dofbench_metrics():
     return [
@@ -24,5 +29,5 @@ def dofbench_metrics():
                        description="Mean training loss of the task (cross-entropy for classification).",
                        tasks=("classification", "regression", "quadratic")),
         FunctionMetric(name="acc", fn=_correct, higher_is_better=True,
-                       description="Top-1 accuracy."),
+                       description="Top-1 accuracy.", stacked_fn=_correct_stacked),
     ]

@@ -9,12 +9,12 @@ from typing import Any, Literal
 import torch
 from pydantic import Field
 
-from dofbench.batched import AffineReparam
+from dofbench.batched import MAX_GROUP, AffineReparam, dense_group_limit
 from dofbench.components import Method, Params
 from dofbench.hookspecs import hookimpl
 from dofbench.optim import SubspaceOptimizerParams
 from dofbench.identity import derive_seed
-from dofbench.projections import ProjectionKind, make_projection
+from dofbench.projections import ProjectionKind, make_projection, resolve_kind
 from dofbench.trainer import MethodContext, Reparam, train_full
 
 
@@ -30,6 +30,13 @@ class SubspaceParams(SubspaceOptimizerParams):
     auto_dense_mb: float = Field(
         64.0, ge=0, description="projection='auto' uses dense while the D×d float32 matrix is at "
         "most this many MiB (one matrix product is the fastest map there), fastfood beyond.")
+
+
+def subspace_group_limit(p: SubspaceParams, D: int, d: int, device: str) -> int:
+    """Seeds per batched group: dense projections (also 'auto' when it resolves to dense) only
+    as many as stay in cache on CPU; the others a full group."""
+    kind = resolve_kind(p.projection, D, d, auto_dense_bytes=int(p.auto_dense_mb * 1024**2))
+    return dense_group_limit(D, d, device) if kind in ("dense", "orthonormal") else MAX_GROUP
 
 
 def projection_seed(ctx: MethodContext) -> torch.Generator:
@@ -62,6 +69,9 @@ class RandomSubspace(Method):
 
     def batchable(self, params: SubspaceParams) -> bool:
         return True
+
+    def group_limit(self, params: SubspaceParams, total_params: int, d: int, device: str) -> int:
+        return subspace_group_limit(params, total_params, d, device)
 
     def setup(self, ctx: MethodContext) -> Reparam:
         return subspace_reparam(ctx, ctx.params, ctx.theta0)
@@ -105,6 +115,9 @@ class BurnInSubspace(Method):
 
     def batchable(self, params: BurnInParams) -> bool:
         return True
+
+    def group_limit(self, params: BurnInParams, total_params: int, d: int, device: str) -> int:
+        return subspace_group_limit(params, total_params, d, device)
 
     def setup(self, ctx: MethodContext) -> Reparam:
         p: BurnInParams = ctx.params

@@ -1,14 +1,15 @@
-"""Seeds trained together with vmap give the one-at-a-time results; the runner groups only
-trials that differ in seed and whose model and method are batchable."""
+"""Seeds trained together give the one-at-a-time results; the runner groups only trials that
+differ in seed and whose model and method are batchable, and dense projections only while they
+are small enough for batching to pay."""
 
 import math
 
 import pytest
 import torch
 
-from dofbench.batched import MAX_GROUP, NotBatchable, train_batched
+from dofbench.batched import DENSE_BATCH_BYTES, MAX_GROUP, NotBatchable, dense_group_limit, train_batched
 from dofbench.host import Host
-from dofbench.runner import group_trials
+from dofbench.runner import group_trials, task_key
 from dofbench.schemas import ResolvedComponent, TrainConfig, TrialSpec
 from dofbench.trainer import train_reparam
 from dofbench.worker import Runtime, Worker, run_group
@@ -90,11 +91,33 @@ def test_group_trials_groups_seeds_where_batching_pays():
               + [spec(s, model="conv", mparams={"channels": [4]}) for s in range(2)])
     groups = group_trials(trials, host)
     sizes = [len(g) for g in groups]
-    assert sizes == [MAX_GROUP, 2, MAX_GROUP, 2, 1, 1, 1, 1]
+    assert sizes == [9, 9, 9, 9, 1, 1, 1, 1]  # 18 seeds: as few groups as allowed, even sizes
     for g in groups:
         assert len({(t.d, t.method.name, t.model.name) for t in g}) == 1
         assert len({t.seed for t in g}) == len(g)
     assert sorted(t.trial_id for g in groups for t in g) == sorted(t.trial_id for t in trials)
+
+
+@pytest.mark.parametrize("projection,d,device,expected", [
+    ("dense", 8, "cpu", [5]),  # 0.5 MB per seed: batching pays
+    ("dense", 128, "cpu", [5]),  # 7.8 MB per seed: still within DENSE_BATCH_BYTES
+    ("dense", 256, "cpu", [1] * 5),  # 15.6 MB each: memory-bound, one at a time
+    ("auto", 256, "cpu", [1] * 5),  # auto resolves to dense here
+    ("fastfood", 256, "cpu", [5]),  # O(D) per seed: always pays
+    ("sparse", 256, "cpu", [5]),
+    ("dense", 256, "cuda", [5]),  # GPU memory bandwidth: batch
+])
+def test_dense_trials_are_batched_only_while_their_matrix_is_small(projection, d, device, expected):
+    host = Host()
+    trials = [TrialSpec(model=ResolvedComponent(name="mlp", params={"hidden": [100, 100]}),
+                        dataset=ResolvedComponent(name="mnist1d", params={}),
+                        method=ResolvedComponent(name="random-subspace", params={"projection": projection}),
+                        d=d, seed=s, train=TrainConfig(epochs=1)) for s in range(5)]
+    sizes = {task_key(trials[0].model, trials[0].dataset): 15_210}
+    groups = group_trials(trials, host, sizes, device)
+    assert [len(g) for g in groups] == expected
+    assert dense_group_limit(15_210, d, device) == (MAX_GROUP if device == "cuda" or 4 * 15_210 * d <= DENSE_BATCH_BYTES
+                                                   else 1)
 
 
 def test_executor_entry_point_runs_groups_batched(tmp_path):

@@ -108,10 +108,14 @@ def test_auto_resolves_to_the_cheapest_that_fits():
 def test_stacked_projections_apply_like_each_one(kind):
     projs = [make_projection(kind, 400, 33, gen(s), segments=[300, 100]) for s in range(3)]
     cls, static, tensors = stack_projections(projs)
-    phi = torch.randn(3, 33)
+    phi = torch.randn(3, 33, requires_grad=True)
     out = cls.apply_stacked(tensors, phi, **static)
+    g = torch.randn(3, 400)
+    (grad,) = torch.autograd.grad(out, phi, g)
     for k, p in enumerate(projs):
         assert torch.allclose(out[k], p(phi[k]), atol=1e-5)
+        # the stacked backward is each seed's Aᵀ g
+        assert torch.allclose(grad[k], p.matrix().T @ g[k], atol=1e-4)
 
 
 def _spec(seed: int, kind: str) -> TrialSpec:

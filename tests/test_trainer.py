@@ -23,6 +23,56 @@ def test_flatnet_roundtrip_and_functional_forward():
     assert torch.allclose(flat.forward(theta * 0, x), torch.zeros(5, 2))
 
 
+@pytest.mark.parametrize("module,shape,plan", [
+    (torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(12, 7), torch.nn.Tanh(),
+                         torch.nn.Sequential(torch.nn.Linear(7, 5, bias=False), torch.nn.ReLU()),
+                         torch.nn.Linear(5, 3)), (3, 4), True),
+    (torch.nn.Sequential(torch.nn.Linear(4, 6), torch.nn.GELU(), torch.nn.Linear(6, 2)), (5, 4), True),
+    (torch.nn.Sequential(torch.nn.Conv2d(1, 2, 3), torch.nn.Flatten(), torch.nn.Linear(8, 2)), (1, 4, 4), False),
+])
+def test_stacked_forward_equals_vmapped_forward_with_gradients(module, shape, plan):
+    flat = FlatNet(module)
+    assert (flat._stack_plan is not None) == plan  # plain stacks of linear layers run as batched products
+    torch.manual_seed(0)
+    thetas = (flat.flatten() + 0.1 * torch.randn(3, flat.D)).requires_grad_(True)
+    x = torch.randn(3, 8, *shape)
+    out = flat.stacked_forward(thetas, x)
+    ref_thetas = thetas.detach().clone().requires_grad_(True)
+    ref = torch.func.vmap(flat.forward)(ref_thetas, x)
+    assert out.shape == ref.shape and torch.allclose(out, ref, atol=1e-5)
+    w = torch.randn_like(ref)
+    (g,) = torch.autograd.grad((out * w).sum(), thetas)
+    (g_ref,) = torch.autograd.grad((ref * w).sum(), ref_thetas)
+    assert torch.allclose(g, g_ref, atol=1e-5)
+    for k in range(3):  # and each network is the module at its own θ
+        assert torch.allclose(out[k], flat.forward(thetas[k].detach(), x[k]), atol=1e-5)
+
+
+def test_stacked_evaluation_equals_one_network_at_a_time():
+    from dofbench.components import DataBundle, DatasetInfo, FunctionMetric
+    from dofbench.trainer import evaluate, evaluate_stacked
+
+    torch.manual_seed(0)
+    flat = FlatNet(torch.nn.Sequential(torch.nn.Linear(6, 8), torch.nn.ReLU(), torch.nn.Linear(8, 3)))
+    x, y = torch.randn(50, 6), torch.randint(0, 3, (50,))
+    data = DataBundle(x[:40], y[:40], x[40:], y[40:], DatasetInfo((6,), 3, 40, 10, "random"))
+    metrics = [
+        FunctionMetric(name="loss", fn=lambda o, t: torch.nn.functional.cross_entropy(o, t, reduction="sum")),
+        FunctionMetric(name="acc", fn=lambda o, t: (o.argmax(-1) == t).sum(),
+                       stacked_fn=lambda o, t: (o.argmax(-1) == t).sum(-1)),
+        FunctionMetric(name="top2", fn=lambda o, t: (o.topk(2, -1).indices == t[:, None]).any(-1).sum()),  # vmapped
+        FunctionMetric(name="pos", fn=lambda o, t: torch.tensor(float((o[:, 0] > 0).sum().item()))),  # looped
+    ]
+    thetas = flat.flatten() + 0.5 * torch.randn(4, flat.D)
+    stacked = evaluate_stacked(flat, thetas, data, metrics, torch.nn.functional.cross_entropy, batch_size=28)
+    for theta, got in zip(thetas, stacked):
+        want = evaluate(flat, theta, data, metrics, torch.nn.functional.cross_entropy, batch_size=7)
+        assert got.keys() == want.keys()
+        for key in want:
+            assert got[key] == pytest.approx(want[key], abs=1e-5), key
+    assert len({round(s["train_loss"], 6) for s in stacked}) == 4
+
+
 def test_dense_projection_is_the_papers():
     g = torch.Generator().manual_seed(0)
     p = DenseProjection(500, 20, g)
@@ -33,6 +83,8 @@ def test_dense_projection_is_the_papers():
     assert torch.allclose(o.A.T @ o.A, torch.eye(20), atol=1e-5)
     again = DenseProjection(500, 20, torch.Generator().manual_seed(0))
     assert torch.equal(again.A, p.A)
+    raw = torch.randn(500, 20, generator=torch.Generator().manual_seed(0))  # A is drawn row by row
+    assert torch.allclose(p.A, raw / raw.norm(dim=0), atol=1e-6)
     phi = torch.randn(20)
     assert torch.allclose(p(phi), p.matrix() @ phi)
 
