@@ -98,7 +98,7 @@ class Model(Component):
         raise NotImplementedError
 
     def batchable(self, params: Params) -> bool:
-        """Whether training several seeds together with torch.func.vmap pays off on CPU."""
+        """Whether training several seeds together (:mod:`dofbench.batched`) pays off on CPU."""
         return False
 
 

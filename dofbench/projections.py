@@ -3,7 +3,7 @@
 Every projection is an exact linear map θ-offset = A φ:
 
 - ``dense``: the paper's i.i.d. N(0, 1) matrix with unit-norm columns (not orthogonalised), the
-  faithful reference; refused before allocation when 4·D·d bytes exceed a budget;
+  faithful reference, stored transposed; refused before allocation when 4·D·d bytes exceed a budget;
 - ``orthonormal``: the same matrix with QR-orthonormalised columns (for the theory);
 - ``sparse``: Li et al.'s very sparse projection: per parameter tensor ("layer") of n entries,
   density 1/sqrt(n), values ±1, then global column normalisation; applied with gather +
@@ -15,8 +15,9 @@ Every projection is an exact linear map θ-offset = A φ:
 - ``auto``: :func:`resolve_kind` picks dense while the matrix is small, fastfood otherwise.
 
 A projection keeps its randomness in a few tensors (:attr:`Projection.tensors`) and applies them
-with the pure function :meth:`Projection.apply`, so seeds can be stacked and trained together
-under ``torch.func.vmap`` (:func:`stack_projections`). :meth:`Projection.matrix` materialises the
+with the pure function :meth:`Projection.apply`, so seeds can be stacked (:func:`stack_projections`)
+and trained together (:meth:`Projection.apply_stacked`: one call for the built-in kinds, vmap for
+others). :meth:`Projection.matrix` materialises the
 map (for tests and theory on small D). Randomness comes from a CPU ``torch.Generator``, so a seed
 gives the same map on every device.
 """
@@ -60,7 +61,8 @@ class Projection:
 
     @classmethod
     def apply_stacked(cls, t: dict[str, torch.Tensor], phi: torch.Tensor, **static: Any) -> torch.Tensor:
-        """A_k φ_k for K stacked projections (tensors with a leading K axis) and φ of shape (K, d)."""
+        """A_k φ_k for K stacked projections (tensors with a leading K axis) and φ of shape (K, d).
+        The built-in projections do it in one call; the default vmaps :meth:`apply`."""
         return torch.func.vmap(lambda tk, pk: cls.apply(tk, pk, **static))(t, phi)
 
     def __call__(self, phi: torch.Tensor) -> torch.Tensor:
