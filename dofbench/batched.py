@@ -29,8 +29,9 @@ MAX_GROUP = 16  # largest number of seeds the runner puts in one batched group
 
 # A step streams every seed's dense projection twice (A φ and Aᵀ g), which seeds trained together
 # cannot share. On CPU, beyond a few MiB per seed that traffic dominates the step and batching no
-# longer pays (measured with `python -m benchmarks subspace`, table 3, MNIST-1D MLP at K = 8:
-# 1.5× at 3.9 MB per seed, 1.0× at 15.6 MB), so such trials run one at a time.
+# longer pays much (measured with `python -m benchmarks subspace`, table 3, MNIST-1D MLP at K = 8:
+# 1.5–1.6× at 3.9 MB per seed, 1.0–1.3× at 15.6 MB, where a trial alone keeps its matrix in
+# cache), so such trials run one at a time and spread over the workers instead.
 DENSE_BATCH_BYTES = 8 * 1024**2
 
 
