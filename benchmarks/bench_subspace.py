@@ -9,7 +9,8 @@
    MNIST-1D MLP, with the group size the runner picks for each case.
 
 Nothing here is asserted; numbers depend on the machine. Environment: DOFBENCH_BENCH_THREADS
-(torch threads, default 1 — one per worker, as the executors run), DOFBENCH_BENCH_DEVICE
+(torch threads, default 1 — one per worker, as the executors run; section 3 then also runs with
+every core in one process), DOFBENCH_BENCH_DEVICE
 (auto|cpu|cuda, default auto), DOFBENCH_BENCH_QUICK=1 (fewer cases, for a smoke run),
 DOFBENCH_BENCH_ONLY=steps|batched (sections 1–2 or 3 alone).
 """
@@ -193,7 +194,9 @@ def bench_batched(device: torch.device, quick: bool) -> None:
 
 
 def main() -> None:
-    threads = int(os.environ.get("DOFBENCH_BENCH_THREADS", "1"))
+    cores = torch.get_num_threads()
+    given = os.environ.get("DOFBENCH_BENCH_THREADS")
+    threads = int(given or "1")
     torch.set_num_threads(threads)
     want = os.environ.get("DOFBENCH_BENCH_DEVICE", "auto")
     device = torch.device("cuda" if want == "auto" and torch.cuda.is_available() else
@@ -204,7 +207,13 @@ def main() -> None:
     if only in ("", "steps"):
         bench_steps(Host(), device, quick)
     if only in ("", "batched"):
-        bench_batched(device, quick)
+        # one thread, as each worker of the process and dask executors runs; and, unless the
+        # thread count was given, every core in one process (torch's default: local executor,
+        # notebooks), where a lone small trial leaves cores idle that a batched group uses
+        for n in [threads] if given or device.type != "cpu" or cores == 1 else [1, cores]:
+            torch.set_num_threads(n)
+            print(f"\n### {n} torch thread(s)")
+            bench_batched(device, quick)
 
 
 if __name__ == "__main__":
