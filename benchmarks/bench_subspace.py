@@ -97,7 +97,7 @@ def bench_steps(host: Host, device: torch.device, quick: bool) -> None:
     print("\n## 1-2. subspace step ÷ full step, and projection memory (in units of D float32)")
     print("| model | D | projection | d | step ratio | held ÷ 4D | fwd+bwd peak ÷ 4D |")
     print("|---|---|---|---|---|---|---|")
-    rounds, steps = (2, 2) if quick else (3, 2)
+    rounds, steps = (2, 2) if quick else (5, 3)  # the machine may be noisy: medians of interleaved rounds
     for label, name, params, shape, batch in CASES[:: 2 if quick else 1]:
         try:
             comp = host.get("model", name)
