@@ -19,11 +19,11 @@ import math
 from dataclasses import dataclass
 
 import torch
-import torch.nn.functional as F
 
 from dofbench.optim import make_optimizer
 from dofbench.projections import Projection, stack_projections
-from dofbench.trainer import MethodContext, Reparam, TrainOutcome, evaluate_stacked, step_plan, summarize, trial_batches
+from dofbench.trainer import (MethodContext, Reparam, TrainOutcome, evaluate_stacked, stacked_loss, step_plan,
+                              summarize, trial_batches)
 
 MAX_GROUP = 16  # largest number of seeds the runner puts in one batched group
 
@@ -93,14 +93,6 @@ def train_batched(ctxs: list[MethodContext], reps: list[Reparam]) -> list[TrainO
     ptens = {k: v.to(device) for k, v in ptens.items()}
     origins = torch.stack([r.origin.to(device) for r in reps])
 
-    per_seed_loss = torch.func.vmap(loss_fn)
-
-    def batched_loss(thetas: torch.Tensor, xb: torch.Tensor, yb: torch.Tensor) -> torch.Tensor:
-        """The K seeds' minibatch losses (K,), each as :func:`train_reparam` computes it."""
-        out = net.stacked_forward(thetas, xb)
-        if loss_fn is F.cross_entropy:  # the default: one call on the K·batch rows
-            return F.cross_entropy(out.flatten(0, 1), yb.flatten(), reduction="none").view(yb.shape).mean(1)
-        return per_seed_loss(out, yb)
     net.train()
     phi = torch.stack([r.phi0.detach().to(device) for r in reps]).requires_grad_(True)
     opt = make_optimizer(r0.optimizer, [phi], r0.lr, **r0.optimizer_kwargs)
@@ -130,7 +122,7 @@ def train_batched(ctxs: list[MethodContext], reps: list[Reparam]) -> list[TrainO
         xb = data.x_train.index_select(0, rows).view(*idx.shape, *data.x_train.shape[1:])
         yb = data.y_train.index_select(0, rows).view(*idx.shape, *data.y_train.shape[1:])
         thetas = origins + cls.apply_stacked(ptens, phi, **static)
-        losses = batched_loss(thetas, xb, yb)
+        losses = stacked_loss(loss_fn, net.stacked_forward(thetas, xb), yb)  # (K,), each seed's own
         opt.zero_grad(set_to_none=True)
         losses.sum().backward()
         opt.step()

@@ -168,18 +168,26 @@ def _metric_sums(m: Metric, outputs: torch.Tensor, yb: torch.Tensor, loss_fn: Ca
     def one(o: torch.Tensor) -> torch.Tensor:
         return loss_fn(o, yb) * len(yb) if m.name == "loss" else m.batch_sum(o, yb)
 
-    k = len(outputs)
-    if k > 1:
+    if len(outputs) > 1:
         try:
-            if m.name != "loss":
-                return m.stacked_sum(outputs, yb)
-            if loss_fn is F.cross_entropy:
-                rows = F.cross_entropy(outputs.flatten(0, 1), yb.repeat(k), reduction="none")
-                return rows.view(k, -1).sum(1)
-            return torch.func.vmap(one)(outputs)
+            if m.name == "loss":
+                return stacked_loss(loss_fn, outputs, yb, shared_targets=True) * len(yb)
+            return m.stacked_sum(outputs, yb)
         except Exception:  # e.g. a metric that leaves torch (.item(), numpy): one call per network
             pass
     return torch.stack([torch.as_tensor(one(o)) for o in outputs])
+
+
+def stacked_loss(loss_fn: Callable, outputs: torch.Tensor, targets: torch.Tensor, *,
+                 shared_targets: bool = False) -> torch.Tensor:
+    """``loss_fn(outputs[k], targets[k])`` for each of K networks at once: (K,). ``targets`` has
+    a leading K axis unless ``shared_targets``. The default cross-entropy is one call on the
+    K·batch rows; any other loss is vmapped."""
+    k = outputs.shape[0]
+    if loss_fn is F.cross_entropy:
+        t = targets.expand(k, *targets.shape) if shared_targets else targets
+        return F.cross_entropy(outputs.flatten(0, 1), t.flatten(0, 1), reduction="none").view(k, -1).mean(1)
+    return torch.func.vmap(loss_fn, in_dims=(0, None if shared_targets else 0))(outputs, targets)
 
 
 def summarize(evals: list[tuple[int, str, str, float]], metrics: list[Metric]) -> dict[str, float]:

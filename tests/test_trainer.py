@@ -73,6 +73,19 @@ def test_stacked_evaluation_equals_one_network_at_a_time():
     assert len({round(s["train_loss"], 6) for s in stacked}) == 4
 
 
+@pytest.mark.parametrize("loss_fn", [torch.nn.functional.cross_entropy,
+                                     lambda o, t: ((o.softmax(-1) - torch.nn.functional.one_hot(t, 3)) ** 2).mean()])
+def test_stacked_loss_is_each_networks_loss(loss_fn):
+    from dofbench.trainer import stacked_loss
+
+    torch.manual_seed(0)
+    outputs, targets = torch.randn(4, 9, 3), torch.randint(0, 3, (4, 9))
+    got = stacked_loss(loss_fn, outputs, targets)
+    assert torch.allclose(got, torch.stack([loss_fn(o, t) for o, t in zip(outputs, targets)]), atol=1e-6)
+    shared = stacked_loss(loss_fn, outputs, targets[0], shared_targets=True)
+    assert torch.allclose(shared, torch.stack([loss_fn(o, targets[0]) for o in outputs]), atol=1e-6)
+
+
 def test_dense_projection_is_the_papers():
     g = torch.Generator().manual_seed(0)
     p = DenseProjection(500, 20, g)
