@@ -63,16 +63,21 @@ def subspace_reparam(ctx: MethodContext, p: SubspaceParams, origin: torch.Tensor
         origin=origin, projection=proj)
 
 
-class RandomSubspace(Method):
-    name = "random-subspace"
-    description = "θ = θ0 + Aφ with a random A ∈ R^{D×d}; φ starts at 0 (Li et al. 2018)."
-    Params = SubspaceParams
+class SubspaceMethod(Method):
+    """A method training θ = origin + Aφ with a random projection: seeds can be trained
+    together, as many as the projection makes worth it."""
 
     def batchable(self, params: SubspaceParams) -> bool:
         return True
 
     def group_limit(self, params: SubspaceParams, total_params: int, d: int, device: str) -> int:
         return subspace_group_limit(params, total_params, d, device)
+
+
+class RandomSubspace(SubspaceMethod):
+    name = "random-subspace"
+    description = "θ = θ0 + Aφ with a random A ∈ R^{D×d}; φ starts at 0 (Li et al. 2018)."
+    Params = SubspaceParams
 
     def setup(self, ctx: MethodContext) -> Reparam:
         return subspace_reparam(ctx, ctx.params, ctx.theta0)
@@ -108,17 +113,11 @@ def burn_in_point(ctx: MethodContext, steps: int, lr: float, momentum: float) ->
     return ctx.cache.get_or_create("burn-in", key, create).to(ctx.device)
 
 
-class BurnInSubspace(Method):
+class BurnInSubspace(SubspaceMethod):
     name = "burn-in-subspace"
     description = ("θ = θ_t + Aφ: t full-space momentum steps from θ0, then a random affine subspace "
                    "through θ_t (Larsen et al. 2022); t = 0 is random-subspace.")
     Params = BurnInParams
-
-    def batchable(self, params: BurnInParams) -> bool:
-        return True
-
-    def group_limit(self, params: BurnInParams, total_params: int, d: int, device: str) -> int:
-        return subspace_group_limit(params, total_params, d, device)
 
     def setup(self, ctx: MethodContext) -> Reparam:
         p: BurnInParams = ctx.params
