@@ -6,13 +6,15 @@
 2. memory of the projection: bytes it holds (÷ D floats), and the peak of its forward + backward
    alone (CPU: from the profiler's allocation events; CUDA: max_memory_allocated);
 3. per-trial throughput of K seeds trained together ÷ one at a time, through the worker, on the
-   MNIST-1D MLP, with the group size the runner picks for each case.
+   MNIST-1D MLP, with the group size the runner picks for each case;
+4. the same for the whole machine as a suite runs: every process worker busy at once, one trial
+   per task vs groups of 8 (the speed-up batching gives a suite; section 3 is one worker alone).
 
 Nothing here is asserted; numbers depend on the machine. Environment: DOFBENCH_BENCH_THREADS
 (torch threads, default 1 — one per worker, as the executors run; section 3 then also runs with
 every core in one process), DOFBENCH_BENCH_DEVICE
 (auto|cpu|cuda, default auto), DOFBENCH_BENCH_QUICK=1 (fewer cases, for a smoke run),
-DOFBENCH_BENCH_ONLY=steps|batched (sections 1–2 or 3 alone).
+DOFBENCH_BENCH_ONLY=steps|batched|machine (sections 1–2, 3 or 4 alone).
 """
 
 from __future__ import annotations
@@ -193,6 +195,60 @@ def bench_batched(device: torch.device, quick: bool) -> None:
                       flush=True)
 
 
+MACHINE_CASES = (("dense", 8), ("fastfood", 256))
+
+
+def bench_machine(device: torch.device, quick: bool) -> None:
+    """Section 4: the speed-up a suite sees. Every worker of the default executor (``process``:
+    one per core, one torch thread each) busy at once, first with one trial per task, then with
+    groups of 8 seeds; 8 seeds per worker; wall time until all are done. Unlike section 3, the
+    workers share the memory bus and caches here, and one-at-a-time trials use every core."""
+    from dofbench.executors import ProcessExecutor, available_cores
+    from dofbench.schemas import ResolvedComponent, TrainConfig, TrialSpec
+    from dofbench.worker import Runtime
+
+    K = 8
+    workers = available_cores()
+    epochs, rounds = (2, 1) if quick else (10, 3)
+    print(f"\n## 4. the whole machine as a suite runs: {workers} process workers × 1 torch thread, "
+          f"{K * workers} seeds ({K} per worker), one trial per task vs groups of {K}; wall seconds until "
+          f"all are done (MNIST-1D MLP, {epochs}-epoch trials; medians of {rounds} interleaved round(s))")
+    print("| projection | d | one at a time s | groups of 8 s | speed-up |")
+    print("|---|---|---|---|---|")
+    train = TrainConfig(epochs=epochs, batch_size=128)
+
+    def spec(seed: int, kind: str, d: int) -> dict:
+        return TrialSpec(model=ResolvedComponent(name="mlp", params={"hidden": [100, 100]}),
+                         dataset=ResolvedComponent(name="mnist1d", params={}),
+                         method=ResolvedComponent(name="random-subspace", params={"projection": kind}),
+                         d=d, seed=seed, train=train).model_dump(mode="json")
+
+    def wall(ex: ProcessExecutor, groups: list[list[dict]]) -> float:
+        t = time.perf_counter()
+        results = [r for f in [ex.submit(g) for g in groups] for r in f.result()]
+        elapsed = time.perf_counter() - t
+        bad = [r.get("error") for r in results if r["status"] != "ok"]
+        assert not bad, bad[0]
+        return elapsed
+
+    with tempfile.TemporaryDirectory() as cache:
+        ex = ProcessExecutor(Runtime(device=str(device), cache_dir=cache), workers=workers)
+        try:
+            wall(ex, [[spec(99, "dense", 8)] for _ in range(2 * workers)])  # start workers, load data
+            times: dict[tuple, list[float]] = {}
+            for _ in range(rounds):
+                for kind, d in MACHINE_CASES:
+                    specs = [spec(s, kind, d) for s in range(K * workers)]
+                    times.setdefault((kind, d, 1), []).append(wall(ex, [[s] for s in specs]))
+                    times.setdefault((kind, d, K), []).append(
+                        wall(ex, [specs[i:i + K] for i in range(0, len(specs), K)]))
+        finally:
+            ex.close()
+    for kind, d in MACHINE_CASES:
+        one, together = statistics.median(times[(kind, d, 1)]), statistics.median(times[(kind, d, K)])
+        print(f"| {kind} | {d} | {one:.2f} | {together:.2f} | {one / together:.2f}× |", flush=True)
+
+
 def main() -> None:
     cores = torch.get_num_threads()
     given = os.environ.get("DOFBENCH_BENCH_THREADS")
@@ -214,6 +270,8 @@ def main() -> None:
             torch.set_num_threads(n)
             print(f"\n### {n} torch thread(s)")
             bench_batched(device, quick)
+    if only in ("", "machine"):
+        bench_machine(device, quick)
 
 
 if __name__ == "__main__":

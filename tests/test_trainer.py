@@ -28,6 +28,10 @@ def test_flatnet_roundtrip_and_functional_forward():
                          torch.nn.Sequential(torch.nn.Linear(7, 5, bias=False), torch.nn.ReLU()),
                          torch.nn.Linear(5, 3)), (3, 4), True),
     (torch.nn.Sequential(torch.nn.Linear(4, 6), torch.nn.GELU(), torch.nn.Linear(6, 2)), (5, 4), True),
+    # a ReLU after a linear layer runs in place on its output (with extra leading axes too); a
+    # second ReLU does not
+    (torch.nn.Sequential(torch.nn.Linear(4, 6), torch.nn.ReLU(), torch.nn.ReLU(), torch.nn.Linear(6, 2)),
+     (2, 4), True),
     (torch.nn.Sequential(torch.nn.Conv2d(1, 2, 3), torch.nn.Flatten(), torch.nn.Linear(8, 2)), (1, 4, 4), False),
 ])
 def test_stacked_forward_equals_vmapped_forward_with_gradients(module, shape, plan):
