@@ -82,12 +82,11 @@ class FlatNet:
                                                                         self.shapes))))
         h = x
         for op, arg in self._stack_plan:
-            if op == "linear":
-                prefix, relu = arg
-                w, b = params[f"{prefix}weight"], params.get(f"{prefix}bias")
+            if op in ("linear", "linear_relu"):
+                w, b = params[f"{arg}weight"], params.get(f"{arg}bias")
                 lead = h.shape[1:-1]
                 out = _StackedLinear.apply(h.reshape(k, -1, h.shape[-1]), w, b)
-                if relu:  # in place: the product's output is fresh and its backward does not need it
+                if op == "linear_relu":  # in place: the output is fresh and its backward does not need it
                     out = out.relu_()
                 h = out.view(k, *lead, w.shape[1])
             elif op == "flatten":
@@ -110,17 +109,16 @@ class FlatNet:
             if type(module) is nn.Sequential:
                 return all(walk(child, f"{prefix}{name}.") for name, child in module.named_children())
             if type(module) is nn.Linear:
-                plan.append(("linear", (prefix, False)))
+                plan.append(("linear", prefix))
                 covered.update(f"{prefix}{n}" for n, _ in module.named_parameters())
                 return True
             if type(module) is nn.Flatten:
                 plan.append(("flatten", (module.start_dim, module.end_dim)))
                 return True
-            if type(module) is nn.ReLU and plan and plan[-1][0] == "linear" and not plan[-1][1][1]:
+            if type(module) is nn.ReLU and plan and plan[-1][0] == "linear":
                 # a ReLU right after a linear layer runs in place on the layer's output: one
-                # activation-sized allocation and pass fewer per layer (in evaluation, a chunk's
-                # activations are large enough for fresh allocations to cost page faults)
-                plan[-1] = ("linear", (plan[-1][1][0], True))
+                # activation-sized allocation and pass fewer per layer
+                plan[-1] = ("linear_relu", plan[-1][1])
                 return True
             if type(module) in ELEMENTWISE and not list(module.parameters()):
                 plan.append(("elementwise", module))
