@@ -2,7 +2,8 @@
 
 Nothing per-parameter happens in Python inside a training step beyond one ``split``: θ is one
 tensor, and :meth:`FlatNet.forward` unflattens it into views and calls the module with
-``torch.func.functional_call``. Buffers (e.g. BatchNorm running statistics) are not parameters:
+``torch.func.functional_call`` (a plain stack of linear layers runs its layers on the views
+directly). Buffers (e.g. BatchNorm running statistics) are not parameters:
 they are not counted in D and are passed to the module as they are.
 
 BatchNorm under the functional trainer: the module's mode decides which statistics are used.
@@ -23,6 +24,7 @@ import math
 from typing import Any
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 from torch.func import functional_call
 
@@ -67,7 +69,24 @@ class FlatNet:
         return {n: t.view(s) for n, t, s in zip(self.names, torch.split(theta, self.numels), self.shapes)}
 
     def forward(self, theta: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
-        return functional_call(self.module, (self.unflatten(theta), self.buffers), (x,), strict=False)
+        """The module at θ on ``x``. A plain stack (see :meth:`stacked_forward`) runs its layers
+        directly on views of θ (``F.linear``: the same ops as the module's own forward, without
+        ``functional_call``'s per-call swapping of parameters, which costs more than the
+        products of a small MLP); any other module goes through ``functional_call``."""
+        if self._stack_plan is None:
+            return functional_call(self.module, (self.unflatten(theta), self.buffers), (x,), strict=False)
+        params = self.unflatten(theta)
+        h = x
+        for op, arg in self._stack_plan:
+            if op in ("linear", "linear_relu"):
+                h = F.linear(h, params[f"{arg}weight"], params.get(f"{arg}bias"))
+                if op == "linear_relu":
+                    h = F.relu(h)
+            elif op == "flatten":
+                h = h.flatten(*arg)
+            else:
+                h = arg(h)
+        return h
 
     def stacked_forward(self, thetas: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
         """K networks at once: ``thetas`` (K × D) on inputs ``x`` (K × batch × …), outputs
@@ -98,8 +117,9 @@ class FlatNet:
 
     @functools.cached_property
     def _stack_plan(self) -> list[tuple[str, Any]] | None:
-        """The layer-by-layer plan of :meth:`stacked_forward`, or None when the module is not a
-        plain stack of linear layers, flattens and elementwise activations."""
+        """The layer-by-layer plan of :meth:`forward` and :meth:`stacked_forward`, or None when the
+        module is not a plain stack of linear layers, flattens and elementwise activations, or
+        has forward hooks (which only the module's own call runs)."""
         if self.buffers:
             return None
         plan: list[tuple[str, Any]] = []
@@ -125,7 +145,8 @@ class FlatNet:
                 return True
             return False
 
-        if not walk(self.module, "") or covered != set(self.names):
+        hooked = any(m._forward_hooks or m._forward_pre_hooks for m in self.module.modules())
+        if hooked or not walk(self.module, "") or covered != set(self.names):
             return None
         return plan
 

@@ -23,6 +23,31 @@ def test_flatnet_roundtrip_and_functional_forward():
     assert torch.allclose(flat.forward(theta * 0, x), torch.zeros(5, 2))
 
 
+def test_plain_stack_forward_equals_the_module_and_hooks_keep_functional_call():
+    torch.manual_seed(0)
+    net = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(6, 5), torch.nn.ReLU(), torch.nn.Tanh(),
+                              torch.nn.Linear(5, 3))
+    flat = FlatNet(net)
+    assert flat._stack_plan is not None  # runs on views of θ, not through functional_call
+    theta = (flat.flatten() + 0.1 * torch.randn(flat.D)).requires_grad_(True)
+    x = torch.randn(4, 2, 3)
+    out = flat.forward(theta, x)
+    torch.nn.utils.vector_to_parameters(theta.detach(), net.parameters())
+    ref = net(x)
+    assert torch.allclose(out, ref, atol=1e-6)
+    (g,) = torch.autograd.grad(out.square().sum(), theta)
+    ref.square().sum().backward()
+    assert torch.allclose(g, torch.cat([p.grad.reshape(-1) for p in net.parameters()]), atol=1e-6)
+
+    calls = []
+    hooked = torch.nn.Sequential(torch.nn.Linear(6, 3))
+    hooked[0].register_forward_hook(lambda m, i, o: calls.append(o.shape))
+    flat = FlatNet(hooked)
+    assert flat._stack_plan is None  # a hook only the module's own call runs: functional_call
+    flat.forward(flat.flatten(), torch.randn(2, 6))
+    assert calls == [torch.Size([2, 3])]
+
+
 @pytest.mark.parametrize("module,shape,plan", [
     (torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(12, 7), torch.nn.Tanh(),
                          torch.nn.Sequential(torch.nn.Linear(7, 5, bias=False), torch.nn.ReLU()),
