@@ -147,9 +147,19 @@ def bench_steps(host: Host, device: torch.device, quick: bool) -> None:
 BATCH_CASES = (("dense", 8), ("dense", 64), ("dense", 256), ("fastfood", 256), ("sparse", 256))
 
 
+def mlp_trial(seed: int, kind: str, d: int, epochs: int):
+    """A random-subspace trial of sections 3 and 4: the MNIST-1D MLP [100, 100] as the quick suite
+    trains it (batch 128, a full evaluation every epoch), with projection ``kind``."""
+    from dofbench.schemas import ResolvedComponent, TrainConfig, TrialSpec
+
+    return TrialSpec(model=ResolvedComponent(name="mlp", params={"hidden": [100, 100]}),
+                     dataset=ResolvedComponent(name="mnist1d", params={}),
+                     method=ResolvedComponent(name="random-subspace", params={"projection": kind}),
+                     d=d, seed=seed, train=TrainConfig(epochs=epochs, batch_size=128))
+
+
 def bench_batched(device: torch.device, quick: bool) -> None:
     from dofbench.batched import MAX_GROUP
-    from dofbench.schemas import ResolvedComponent, TrainConfig, TrialSpec
     from dofbench.worker import Runtime, Worker
 
     epochs, rounds, ks = (2, 1, (8,)) if quick else (10, 3, (4, 8, 16))
@@ -160,14 +170,10 @@ def bench_batched(device: torch.device, quick: bool) -> None:
     print("|---|---|---|---|---|---|---|")
     with tempfile.TemporaryDirectory() as cache:
         worker = Worker(Runtime(device=str(device), cache_dir=cache))
-        train = TrainConfig(epochs=epochs, batch_size=128)
         method = worker.host.get("method", "random-subspace")
 
-        def spec(seed: int, kind: str, d: int) -> TrialSpec:
-            return TrialSpec(model=ResolvedComponent(name="mlp", params={"hidden": [100, 100]}),
-                             dataset=ResolvedComponent(name="mnist1d", params={}),
-                             method=ResolvedComponent(name="random-subspace", params={"projection": kind}),
-                             d=d, seed=seed, train=train)
+        def spec(seed: int, kind: str, d: int):
+            return mlp_trial(seed, kind, d, epochs)
         worker.run(spec(99, "dense", 8))  # generate and load the data once
         looped: dict[tuple, list[float]] = {}
         batched: dict[tuple, list[float]] = {}
@@ -204,7 +210,6 @@ def bench_machine(device: torch.device, quick: bool) -> None:
     groups of 8 seeds; 8 seeds per worker; wall time until all are done. Unlike section 3, the
     workers share the memory bus and caches here, and one-at-a-time trials use every core."""
     from dofbench.executors import ProcessExecutor, available_cores
-    from dofbench.schemas import ResolvedComponent, TrainConfig, TrialSpec
     from dofbench.worker import Runtime
 
     K = 8
@@ -215,13 +220,9 @@ def bench_machine(device: torch.device, quick: bool) -> None:
           f"all are done (MNIST-1D MLP, {epochs}-epoch trials; medians of {rounds} interleaved round(s))")
     print("| projection | d | one at a time s | groups of 8 s | speed-up |")
     print("|---|---|---|---|---|")
-    train = TrainConfig(epochs=epochs, batch_size=128)
 
-    def spec(seed: int, kind: str, d: int) -> dict:
-        return TrialSpec(model=ResolvedComponent(name="mlp", params={"hidden": [100, 100]}),
-                         dataset=ResolvedComponent(name="mnist1d", params={}),
-                         method=ResolvedComponent(name="random-subspace", params={"projection": kind}),
-                         d=d, seed=seed, train=train).model_dump(mode="json")
+    def spec(seed: int, kind: str, d: int) -> dict:  # the executor takes plain dicts
+        return mlp_trial(seed, kind, d, epochs).model_dump(mode="json")
 
     def wall(ex: ProcessExecutor, groups: list[list[dict]]) -> float:
         t = time.perf_counter()
