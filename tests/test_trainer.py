@@ -57,6 +57,9 @@ def test_plain_stack_forward_equals_the_module_and_hooks_keep_functional_call():
     # second ReLU does not
     (torch.nn.Sequential(torch.nn.Linear(4, 6), torch.nn.ReLU(), torch.nn.ReLU(), torch.nn.Linear(6, 2)),
      (2, 4), True),
+    # layers of 16 or more outputs run as h Wᵀ, narrower ones as (W hᵀ)ᵀ on CPU (flat.NARROW_OUT)
+    (torch.nn.Sequential(torch.nn.Linear(4, 20), torch.nn.ReLU(), torch.nn.Linear(20, 16, bias=False),
+                         torch.nn.Linear(16, 15)), (6, 4), True),
     (torch.nn.Sequential(torch.nn.Conv2d(1, 2, 3), torch.nn.Flatten(), torch.nn.Linear(8, 2)), (1, 4, 4), False),
 ])
 def test_stacked_forward_equals_vmapped_forward_with_gradients(module, shape, plan):
