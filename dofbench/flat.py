@@ -163,7 +163,8 @@ class FlatNet:
 # run at a fraction of the speed of wider ones; forming W hᵀ and copying its transpose back is
 # 1.3–2.6× faster for every width 1–15 (K = 8 seeds × 128 or 512 rows × 100 inputs; e.g. 10
 # outputs: 116 → 59 µs and 500 → 195 µs) and slower from 16 on. One network's product (F.linear)
-# shows no such gap at a training batch's size, so :meth:`FlatNet.forward` keeps the plain one.
+# shows no consistent gap at a training batch's size (only at evaluation sizes, about 1% of a
+# trial), so :meth:`FlatNet.forward` keeps the plain one.
 NARROW_OUT = 15
 
 
