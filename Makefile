@@ -25,6 +25,7 @@ demo: $(STAMP)
 	@$(BIN)/dofbench report quick-methods --db demo.duckdb --out report/quick-methods
 
 test: $(STAMP)
+	$(BIN)/lint-imports
 	$(BIN)/python -m pytest -q -n 2 -p no:cacheprovider
 
 bench: $(STAMP)

@@ -23,10 +23,11 @@ DEFAULT_SUITES = ("quadratic", "quadratic-powerlaw", "quick")
 
 
 def compare(session, name: str, executor) -> dict:
-    from dofbench.adaptive import adaptive_search
-    from dofbench.runner import run_suite
-    from dofbench.schemas import SearchConfig
-    from dofbench.suite import get_suite, load_suite_file, resolve_suite
+    from dofbench.run.adaptive import adaptive_search
+    from dofbench.run.scheduler import run_suite
+    from dofbench.config.schemas import SearchConfig
+    from dofbench.config.suites import get_suite, load_suite_file
+    from dofbench.run.resolve import resolve_suite
 
     spec = get_suite(load_suite_file(session.config), name)
     grid = resolve_suite(session.host, name, spec.model_copy(update={"search": SearchConfig()}))
@@ -73,8 +74,8 @@ def _agree(grid: int | None, ad: int | None, lo: int | None, hi: int | None, dim
 
 
 def main() -> None:
-    from dofbench.api import Session
-    from dofbench.runner import executor_for
+    from dofbench.cli.session import Session
+    from dofbench.run.scheduler import executor_for
 
     names = [s for s in os.environ.get("DOFBENCH_BENCH_SUITES", ",".join(DEFAULT_SUITES)).split(",") if s]
     db = os.environ.get("DOFBENCH_BENCH_DB") or str(Path(tempfile.mkdtemp()) / "bench_adaptive.duckdb")

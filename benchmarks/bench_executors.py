@@ -18,10 +18,11 @@ from pathlib import Path
 
 import torch
 
-from dofbench.host import Host
-from dofbench.runner import executor_for, resolve, run_suite
-from dofbench.store import Store
-from dofbench.worker import Runtime
+from dofbench.run.host import Host
+from dofbench.run.scheduler import executor_for, run_suite
+from dofbench.run.resolve import resolve
+from dofbench.results.store import Store
+from dofbench.config.runtime import Runtime
 
 TRIMMED = """
 [suites.quick-trimmed]

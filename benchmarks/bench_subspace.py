@@ -28,12 +28,12 @@ from typing import Callable
 
 import torch
 
-from dofbench.components import DatasetInfo
+from dofbench.engine.data import DatasetInfo
 from dofbench.errors import DofbenchError
-from dofbench.flat import FlatNet
-from dofbench.host import Host
-from dofbench.optim import make_optimizer
-from dofbench.projections import make_projection
+from dofbench.engine.flat import FlatNet
+from dofbench.run.host import Host
+from dofbench.engine.optim import make_optimizer
+from dofbench.engine.projections import make_projection
 
 PROJECTIONS = ("dense", "sparse", "fastfood")
 DIMS = (10, 100, 1000, 10_000)
@@ -150,7 +150,7 @@ BATCH_CASES = (("dense", 8), ("dense", 64), ("dense", 256), ("fastfood", 256), (
 def mlp_trial(seed: int, kind: str, d: int, epochs: int):
     """A random-subspace trial of sections 3 and 4: the MNIST-1D MLP [100, 100] as the quick suite
     trains it (batch 128, a full evaluation every epoch), with projection ``kind``."""
-    from dofbench.schemas import ResolvedComponent, TrainConfig, TrialSpec
+    from dofbench.config.schemas import ResolvedComponent, TrainConfig, TrialSpec
 
     return TrialSpec(model=ResolvedComponent(name="mlp", params={"hidden": [100, 100]}),
                      dataset=ResolvedComponent(name="mnist1d", params={}),
@@ -159,8 +159,9 @@ def mlp_trial(seed: int, kind: str, d: int, epochs: int):
 
 
 def bench_batched(device: torch.device, quick: bool) -> None:
-    from dofbench.batched import MAX_GROUP
-    from dofbench.worker import Runtime, Worker
+    from dofbench.engine.batched import MAX_GROUP
+    from dofbench.config.runtime import Runtime
+    from dofbench.engine.worker import Worker
 
     epochs, rounds, ks = (2, 1, (8,)) if quick else (10, 3, (4, 8, 16))
     print(f"\n## 3. per-trial throughput, K seeds trained together ÷ one at a time "
@@ -169,7 +170,7 @@ def bench_batched(device: torch.device, quick: bool) -> None:
     print("| projection | d | K | one at a time s/trial | together s/trial | speed-up | the runner's groups |")
     print("|---|---|---|---|---|---|---|")
     with tempfile.TemporaryDirectory() as cache:
-        worker = Worker(Runtime(device=str(device), cache_dir=cache))
+        worker = Worker(Runtime(device=str(device), cache_dir=cache), Host(use_env=False))
         method = worker.host.get("method", "random-subspace")
 
         def spec(seed: int, kind: str, d: int):
@@ -209,8 +210,8 @@ def bench_machine(device: torch.device, quick: bool) -> None:
     one per core, one torch thread each) busy at once, first with one trial per task, then with
     groups of 8 seeds; 8 seeds per worker; wall time until all are done. Unlike section 3, the
     workers share the memory bus and caches here, and one-at-a-time trials use every core."""
-    from dofbench.executors import ProcessExecutor, available_cores
-    from dofbench.worker import Runtime
+    from dofbench.run.executors import ProcessExecutor, available_cores
+    from dofbench.config.runtime import Runtime
 
     K = 8
     workers = available_cores()

@@ -1,14 +1,25 @@
 """dofbench: how many degrees of freedom does a network need to train?
 
-Everything the CLI does is callable from Python (see :mod:`dofbench.api`) and writes to the same
-DuckDB store.
+Everything the CLI does is callable from Python through :class:`dofbench.Session` (and the
+module-level conveniences below), writing to the same DuckDB store. Plugin authors import from
+:mod:`dofbench.plugin`. The names here are loaded on first use, so ``import dofbench.plugin`` in a
+worker process does not pull in the CLI.
 """
 
-__version__ = "0.1.0"
+from __future__ import annotations
 
-from dofbench.api import (  # noqa: E402
-    Session, leaderboard, list_components, plugins, query, run, show_component, validate,
-)
+from importlib.metadata import version as _version
+from typing import Any
 
-__all__ = ["Session", "leaderboard", "list_components", "plugins", "query", "run",
-           "show_component", "validate", "__version__"]
+__version__ = _version("dofbench")
+
+_API = ("Session", "leaderboard", "list_components", "plugins", "query", "run", "show_component", "validate")
+__all__ = [*_API, "__version__"]
+
+
+def __getattr__(name: str) -> Any:
+    if name in _API:
+        from dofbench.cli import session
+
+        return getattr(session, name)
+    raise AttributeError(f"module 'dofbench' has no attribute {name!r}")

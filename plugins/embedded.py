@@ -7,10 +7,7 @@ import numpy as np
 import torch
 from pydantic import Field
 
-from dofbench.artifacts import ArtifactCache
-from dofbench.components import DataBundle, Dataset, DatasetInfo, Params
-from dofbench.data import shuffle_labels
-from dofbench.hookspecs import hookimpl
+from dofbench.plugin import ArtifactCache, DataBundle, Dataset, DatasetInfo, Params, hookimpl, shuffle_labels
 
 
 class MNIST1DParams(Params):

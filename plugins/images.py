@@ -19,10 +19,10 @@ from typing import ClassVar, Literal
 import numpy as np
 from pydantic import Field
 
-from dofbench.components import DataBundle, Dataset, DatasetInfo
-from dofbench.data import PreprocessParams, n_test_after, n_train_after, preprocess, resolve_root, stratified_subsample
-from dofbench.errors import DofbenchError
-from dofbench.hookspecs import hookimpl
+from dofbench.plugin import (
+    DataBundle, Dataset, DatasetInfo, DofbenchError, PreprocessParams, hookimpl, n_test_after,
+    n_train_after, preprocess, resolve_root, stratified_subsample,
+)
 
 
 # --------------------------------------------------------------------------------------- readers

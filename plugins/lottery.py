@@ -24,15 +24,11 @@ from typing import Any, Callable, Literal
 import torch
 from pydantic import Field, model_validator
 
-from dofbench.batched import AffineReparam, dense_group_limit
-from dofbench.components import Method, Params
-from dofbench.errors import DivergedError, DofbenchError
-from dofbench.flat import FlatNet
-from dofbench.hookspecs import hookimpl
-from dofbench.identity import derive_seed
-from dofbench.optim import SubspaceOptimizerParams
-from dofbench.projections import DenseProjection, Projection
-from dofbench.trainer import MethodContext, Reparam, steps_per_epoch, train_full
+from dofbench.plugin import (
+    AffineReparam, DenseProjection, DivergedError, DofbenchError, FlatNet, Method, MethodContext, Params,
+    Projection, Reparam, SubspaceOptimizerParams, dense_group_limit, derive_seed, hookimpl,
+    steps_per_epoch, train_full,
+)
 
 
 # ------------------------------------------------------------------------------------ shared

@@ -5,8 +5,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from dofbench.components import FunctionMetric
-from dofbench.hookspecs import hookimpl
+from dofbench.plugin import FunctionMetric, hookimpl
 
 
 def _loss_sum(outputs: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:

@@ -5,13 +5,10 @@ from __future__ import annotations
 import math
 from typing import Literal
 
-import torch
 from pydantic import Field
 from torch import nn
 
-from dofbench.components import DatasetInfo, Model, Params
-from dofbench.flat import lecun_normal_
-from dofbench.hookspecs import hookimpl
+from dofbench.plugin import DatasetInfo, Model, Params, hookimpl, lecun_normal_
 
 
 def init_lecun_(module: nn.Module) -> nn.Module:

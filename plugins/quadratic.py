@@ -6,7 +6,7 @@ generality for random Gaussian subspaces, whose law is rotation invariant) and �
 ``quadratic-point`` is a free parameter vector θ ∈ R^D that starts at distance R from θ*
 (θ0 = R·u, u uniform on the sphere, drawn from the trial's init seed). Training it in random
 subspaces with the shared trainer gives P_s(d, ε) for success = loss ≤ ε (metric ``loss``), to set
-beside the theory's prediction (``dofbench theory``, :mod:`dofbench.theory`).
+beside the theory's prediction (``dofbench theory``, :mod:`dofbench.analysis.theory`).
 """
 
 from __future__ import annotations
@@ -17,9 +17,7 @@ import torch
 from pydantic import Field, model_validator
 from torch import nn
 
-from dofbench.components import DataBundle, Dataset, DatasetInfo, Model, Params
-from dofbench.errors import DofbenchError
-from dofbench.hookspecs import hookimpl
+from dofbench.plugin import DataBundle, Dataset, DatasetInfo, DofbenchError, Model, Params, hookimpl, spectrum
 
 TASK = "quadratic"
 
@@ -42,8 +40,6 @@ class QuadraticWellParams(Params):
         return self
 
     def eigenvalues(self) -> torch.Tensor:
-        from dofbench.theory import spectrum
-
         lam = spectrum(self.spectrum, self.dim, k=self.k, lambda_k=self.lambda_k,
                        lambda_rest=self.lambda_rest, lambda_max=self.lambda_max, alpha=self.alpha)
         return torch.as_tensor(lam, dtype=torch.float32)

@@ -9,13 +9,11 @@ from typing import Any, Literal
 import torch
 from pydantic import Field
 
-from dofbench.batched import MAX_GROUP, AffineReparam, dense_group_limit
-from dofbench.components import Method, Params
-from dofbench.hookspecs import hookimpl
-from dofbench.optim import SubspaceOptimizerParams
-from dofbench.identity import derive_seed
-from dofbench.projections import ProjectionKind, make_projection, resolve_kind
-from dofbench.trainer import MethodContext, Reparam, train_full
+from dofbench.plugin import (
+    AffineReparam, MAX_GROUP, Method, MethodContext, Params, ProjectionKind, Reparam,
+    SubspaceOptimizerParams, dense_group_limit, derive_seed, hookimpl, make_projection, resolve_kind,
+    train_full,
+)
 
 
 class SubspaceParams(SubspaceOptimizerParams):

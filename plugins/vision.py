@@ -16,9 +16,7 @@ import torch
 from pydantic import Field
 from torch import nn
 
-from dofbench.components import DatasetInfo, Model, Params
-from dofbench.errors import DofbenchError
-from dofbench.hookspecs import hookimpl
+from dofbench.plugin import DatasetInfo, DofbenchError, Model, Params, hookimpl
 from dofbench_plugins.models import MLP, MLPParams, init_lecun_
 
 Width = Annotated[int, Field(gt=0)]

@@ -61,6 +61,8 @@ def _one_torch_thread():
 @pytest.fixture
 def worker(tmp_path):
     """An in-process worker on the CPU with its own artifact cache."""
-    from dofbench.worker import Runtime, Worker
+    from dofbench.config.runtime import Runtime
+    from dofbench.engine.worker import Worker
+    from dofbench.run.host import Host
 
-    return Worker(Runtime(device="cpu", cache_dir=str(tmp_path / "cache")))
+    return Worker(Runtime(device="cpu", cache_dir=str(tmp_path / "cache")), Host(use_env=False))

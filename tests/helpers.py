@@ -8,7 +8,7 @@ from dataclasses import dataclass
 
 from click.testing import CliRunner
 
-from dofbench.cli import main
+from dofbench.cli.main import main
 
 
 @dataclass
@@ -46,7 +46,7 @@ def run_cli(*args: str, env: dict | None = None, cwd=None) -> subprocess.Complet
 
 def tiny_spec(method: str, d: int = 32, seed: int = 0, **params):
     """A trial spec of a tiny MLP on a small MNIST-1D (2 epochs), built without a suite."""
-    from dofbench.schemas import ResolvedComponent, TrainConfig, TrialSpec
+    from dofbench.config.schemas import ResolvedComponent, TrainConfig, TrialSpec
 
     return TrialSpec(model=ResolvedComponent(name="mlp", params={"hidden": [16]}),
                      dataset=ResolvedComponent(name="mnist1d", params={"num_samples": 600}),

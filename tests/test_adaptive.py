@@ -4,9 +4,9 @@ end-to-end run on a quadratic well that reuses the grid's trials."""
 import numpy as np
 import pytest
 
-from dofbench.adaptive import ABOVE, BELOW, GroupSearch, PointDecider
-from dofbench.api import Session
-from dofbench.schemas import ResolvedComponent, TrainConfig, TrialSpec
+from dofbench.run.adaptive import ABOVE, BELOW, GroupSearch, PointDecider
+from dofbench.cli.session import Session
+from dofbench.config.schemas import ResolvedComponent, TrainConfig, TrialSpec
 
 
 def test_point_decider_curtails_and_predicts():

@@ -7,12 +7,14 @@ import math
 import pytest
 import torch
 
-from dofbench.batched import DENSE_BATCH_BYTES, MAX_GROUP, NotBatchable, dense_group_limit, train_batched
-from dofbench.host import Host
-from dofbench.runner import group_trials, task_key
-from dofbench.schemas import ResolvedComponent, TrainConfig, TrialSpec
-from dofbench.trainer import train_reparam
-from dofbench.worker import Runtime, Worker, run_group
+from dofbench.engine.batched import DENSE_BATCH_BYTES, MAX_GROUP, NotBatchable, dense_group_limit, train_batched
+from dofbench.run.host import Host
+from dofbench.run.scheduler import group_trials, task_key
+from dofbench.config.schemas import ResolvedComponent, TrainConfig, TrialSpec
+from dofbench.engine.loop import train_reparam
+from dofbench.config.runtime import Runtime
+from dofbench.engine.worker import Worker
+from dofbench.run.executors import run_group
 
 
 def spec(seed=0, d=24, method="random-subspace", model="mlp", mparams=None, **params) -> TrialSpec:
@@ -24,7 +26,7 @@ def spec(seed=0, d=24, method="random-subspace", model="mlp", mparams=None, **pa
 
 @pytest.fixture
 def worker(tmp_path):
-    return Worker(Runtime(device="cpu", cache_dir=str(tmp_path)))
+    return Worker(Runtime(device="cpu", cache_dir=str(tmp_path)), Host(use_env=False))
 
 
 def _close(a, b):

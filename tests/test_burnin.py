@@ -5,10 +5,11 @@ the subspace starts from."""
 import pytest
 import torch
 
-from dofbench.artifacts import ArtifactCache
-from dofbench.host import Host
-from dofbench.schemas import ResolvedComponent, TrainConfig, TrialSpec
-from dofbench.worker import Runtime, Worker
+from dofbench.engine.artifacts import ArtifactCache
+from dofbench.run.host import Host
+from dofbench.config.schemas import ResolvedComponent, TrainConfig, TrialSpec
+from dofbench.config.runtime import Runtime
+from dofbench.engine.worker import Worker
 from helpers import tiny_spec
 
 
@@ -38,7 +39,7 @@ def test_burn_in_point_is_computed_once_per_seed_and_t_and_shared_across_d(worke
     worker.run(spec("burn-in-subspace", steps=11))
     assert worker.cache.computed.count("burn-in") == 3
     # a fresh process finds it on disk
-    fresh = Worker(Runtime(device="cpu", cache_dir=str(worker.cache.root)))
+    fresh = Worker(Runtime(device="cpu", cache_dir=str(worker.cache.root)), Host(use_env=False))
     fresh.run(spec("burn-in-subspace", d=16, steps=10))
     assert fresh.cache.computed.count("burn-in") == 0
 

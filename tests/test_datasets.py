@@ -10,9 +10,9 @@ import numpy as np
 import pytest
 import torch
 
-from dofbench.data import PreprocessParams, shuffle_labels, stratified_subsample
+from dofbench.engine.data import PreprocessParams, shuffle_labels, stratified_subsample
 from dofbench.errors import DofbenchError
-from dofbench.host import Host
+from dofbench.run.host import Host
 from dofbench_plugins import images
 from helpers import invoke
 

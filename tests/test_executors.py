@@ -7,11 +7,11 @@ from __future__ import annotations
 import pytest
 import torch
 
-from dofbench import executors as ex
-from dofbench.api import Session
+from dofbench.run import executors as ex
+from dofbench.cli.session import Session
 from dofbench.errors import DofbenchError
-from dofbench.runner import Budget, SuiteSummary
-from dofbench.store import Store
+from dofbench.run.scheduler import Budget, SuiteSummary
+from dofbench.results.store import Store
 from helpers import invoke
 
 

@@ -8,11 +8,12 @@ import types
 import pytest
 import torch
 
-from dofbench import hookspecs
-from dofbench.components import Dataset, DataBundle, DatasetInfo, Method
+from dofbench.plugin import hookspecs
+from dofbench.plugin.components import Dataset, Method
+from dofbench.engine.data import DataBundle, DatasetInfo
 from dofbench.errors import DofbenchError
-from dofbench.host import COMPONENT_HOOKS, Host
-from dofbench.hookspecs import hookimpl
+from dofbench.run.host import COMPONENT_HOOKS, Host
+from dofbench.plugin.hookspecs import hookimpl
 from helpers import invoke
 
 
@@ -83,7 +84,7 @@ def test_duplicate_component_names_name_both_plugins():
 def test_broken_plugins_are_reported_and_the_rest_works(tmp_path, monkeypatch):
     (tmp_path / "broken_import.py").write_text("import no_such_module_xyz\n")
     (tmp_path / "broken_hook.py").write_text(
-        "from dofbench.hookspecs import hookimpl\n"
+        "from dofbench.plugin import hookimpl\n"
         "@hookimpl\ndef dofbench_models():\n    raise RuntimeError('boom in hook')\n")
     monkeypatch.syspath_prepend(str(tmp_path))
     host = Host(["broken_import"], use_env=False)
@@ -106,7 +107,7 @@ def test_broken_plugins_are_reported_and_the_rest_works(tmp_path, monkeypatch):
 def test_plugin_by_file_path(tmp_path):
     path = tmp_path / "my_metric.py"
     path.write_text(
-        "import torch\nfrom dofbench.components import FunctionMetric\nfrom dofbench.hookspecs import hookimpl\n"
+        "import torch\nfrom dofbench.plugin import FunctionMetric, hookimpl\n"
         "@hookimpl\ndef dofbench_metrics():\n"
         "    return [FunctionMetric(name='top2', fn=lambda o, t: (o.topk(2, -1).indices == t[:, None]).any(-1).sum())]\n")
     host = Host([str(path)], use_env=False)
@@ -116,7 +117,7 @@ def test_plugin_by_file_path(tmp_path):
 
 def test_plugin_commands_hook(tmp_path, monkeypatch):
     (tmp_path / "cmdplug.py").write_text(
-        "import click\nfrom dofbench.hookspecs import hookimpl\n"
+        "import click\nfrom dofbench.plugin import hookimpl\n"
         "@hookimpl\ndef dofbench_commands(cli):\n"
         "    @cli.command(name='hello-plugin')\n    def hello():\n        click.echo('hello from a plugin')\n")
     monkeypatch.syspath_prepend(str(tmp_path))

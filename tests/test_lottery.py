@@ -6,12 +6,13 @@ failing preparation fails only its own trials."""
 import pytest
 import torch
 
-from dofbench.api import Session
+from dofbench.cli.session import Session
 from dofbench.errors import DofbenchError
-from dofbench.host import Host
-from dofbench.schemas import ResolvedComponent, TrainConfig, TrialSpec
-from dofbench.trainer import train_full, train_reparam
-from dofbench.worker import Runtime, Worker
+from dofbench.run.host import Host
+from dofbench.config.schemas import ResolvedComponent, TrainConfig, TrialSpec
+from dofbench.engine.loop import train_full, train_reparam
+from dofbench.config.runtime import Runtime
+from dofbench.engine.worker import Worker
 from helpers import tiny_spec
 from dofbench_plugins import lottery as L
 
@@ -208,7 +209,7 @@ def test_imp_rounds_are_cached_so_a_longer_sweep_reuses_shorter_ones(worker):
     rounds_40 = len(L.imp_targets(ctx.D, 40, ctx.params)) - 2
     assert more == rounds_40 - rounds_200 > 0                                # only the new rounds
     # an interrupted sweep: a fresh process finds every finished round on disk
-    fresh = Worker(Runtime(device="cpu", cache_dir=str(worker.cache.root)))
+    fresh = Worker(Runtime(device="cpu", cache_dir=str(worker.cache.root)), Host(use_env=False))
     again = fresh.run(spec("lottery-ticket-imp", d=30, **base))
     assert again["status"] == "ok"
     rounds_30 = len(L.imp_targets(ctx.D, 30, ctx.params)) - 2

@@ -5,12 +5,12 @@ import math
 import pytest
 import torch
 
-from dofbench.api import Session
-from dofbench.components import DataBundle, DatasetInfo
+from dofbench.cli.session import Session
+from dofbench.engine.data import DataBundle, DatasetInfo
 from dofbench.errors import DofbenchError
-from dofbench.flat import FlatNet, count_params
-from dofbench.host import Host
-from dofbench.trainer import evaluate
+from dofbench.engine.flat import FlatNet, count_params
+from dofbench.run.host import Host
+from dofbench.engine.loop import evaluate
 from helpers import invoke
 
 MNIST = DatasetInfo((1, 28, 28), 10, 100, 10, "test")

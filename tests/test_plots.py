@@ -9,9 +9,9 @@ import statistics
 
 import pytest
 
-from dofbench import plots
+from dofbench.report import plots
 from dofbench.errors import DofbenchError
-from dofbench.store import Store
+from dofbench.results.store import Store
 from helpers import invoke
 
 SUITE = "synth"

@@ -8,11 +8,11 @@ import pytest
 import torch
 
 from dofbench.errors import DofbenchError
-from dofbench.projections import (
-    FastfoodProjection, SparseProjection, fwht, make_projection, resolve_kind, stack_projections,
-)
-from dofbench.schemas import ResolvedComponent, TrainConfig, TrialSpec
-from dofbench.worker import Runtime, Worker
+from dofbench.engine.projections import FastfoodProjection, SparseProjection, fwht, make_projection, resolve_kind, stack_projections
+from dofbench.config.schemas import ResolvedComponent, TrainConfig, TrialSpec
+from dofbench.config.runtime import Runtime
+from dofbench.engine.worker import Worker
+from dofbench.run.host import Host
 
 KINDS = ["dense", "orthonormal", "sparse", "fastfood"]
 
@@ -128,7 +128,7 @@ def _spec(seed: int, kind: str) -> TrialSpec:
 def test_dense_sparse_and_fastfood_are_statistically_indistinguishable_on_mnist1d(tmp_path):
     """Same experiment, different random subspaces: over 8 seeds the mean best train accuracy of
     each pair differs by less than 3 standard errors (Welch), and all clearly learn."""
-    worker = Worker(Runtime(device="cpu", cache_dir=str(tmp_path)))
+    worker = Worker(Runtime(device="cpu", cache_dir=str(tmp_path)), Host(use_env=False))
     acc = {}
     for kind in ("dense", "sparse", "fastfood"):
         res = worker.run_group([_spec(s, kind) for s in range(8)])

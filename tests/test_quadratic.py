@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 import torch
 
-from dofbench.api import Session
+from dofbench.cli.session import Session
 from dofbench.errors import DofbenchError
 from helpers import invoke
 
@@ -27,7 +27,7 @@ epsilons = [0.002]
 
 
 def test_loss_is_the_quadratic_and_theta0_is_at_distance_R(tmp_path):
-    from dofbench.worker import Worker
+    from dofbench.engine.worker import Worker
 
     cfg = tmp_path / "w.toml"
     cfg.write_text(WELL.replace("STRATEGY", "grid").replace("R = 1.0", "R = 2.5"))
@@ -77,7 +77,7 @@ def test_trained_well_matches_the_theory_and_predictions_are_stored(tmp_path):
     pred = s.query("select d_star_pred, d_star_pred_lo, d_star_pred_hi, source from predictions").records()
     assert len(pred) == 1 and pred[0]["source"] == "quadratic-theory"
     assert 2 < pred[0]["d_star_pred"] <= 40 and pred[0]["d_star_pred_lo"] <= pred[0]["d_star_pred"]
-    from dofbench.theory import exact_success_probability, spectrum
+    from dofbench.analysis.theory import exact_success_probability, spectrum
 
     lam = spectrum("bimodal", 120, k=6, lambda_k=1.0, lambda_rest=1e-4)
     assert exact_success_probability(lam, 0.002, 1.0, 40, n=20).mean == 1.0

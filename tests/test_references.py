@@ -8,9 +8,9 @@ import statistics
 
 import pytest
 
-from dofbench import references
+from dofbench.results import references
 from dofbench.errors import DofbenchError
-from dofbench.store import Store
+from dofbench.results.store import Store
 from helpers import invoke
 from test_plots import DIMS, SEEDS, SUITE, _result, make_store, synthetic_acc
 

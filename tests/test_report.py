@@ -8,7 +8,8 @@ import re
 
 import pytest
 
-from dofbench import Session, references
+from dofbench import Session
+from dofbench.results import references
 from dofbench.errors import DofbenchError
 from helpers import invoke
 from test_plots import SUITE, make_store

@@ -16,12 +16,12 @@ from pathlib import Path
 import pytest
 import torch
 
-from dofbench.api import Session
-from dofbench.components import Method
+from dofbench.cli.session import Session
+from dofbench.plugin.components import Method
 from dofbench.errors import DofbenchError
-from dofbench.hookspecs import hookimpl
-from dofbench.store import Store
-from dofbench.trainer import Reparam
+from dofbench.plugin.hookspecs import hookimpl
+from dofbench.results.store import Store
+from dofbench.engine.reparam import Reparam
 from helpers import invoke
 
 SUITE = """
@@ -43,9 +43,7 @@ from pathlib import Path
 
 import torch
 
-from dofbench.components import Method
-from dofbench.hookspecs import hookimpl
-from dofbench.trainer import Reparam
+from dofbench.plugin import Method, Reparam, hookimpl
 
 
 class Faulty(Method):

@@ -5,11 +5,11 @@ import json
 import pytest
 import torch
 
-from dofbench.api import Session
-from dofbench.artifacts import ArtifactCache
-from dofbench.components import Method
-from dofbench.hookspecs import hookimpl
-from dofbench.trainer import Reparam
+from dofbench.cli.session import Session
+from dofbench.engine.artifacts import ArtifactCache
+from dofbench.plugin.components import Method
+from dofbench.plugin.hookspecs import hookimpl
+from dofbench.engine.reparam import Reparam
 
 
 def test_run_skip_force_and_reproducibility(tiny_config, db):

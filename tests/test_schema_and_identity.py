@@ -3,9 +3,10 @@
 import pytest
 
 from dofbench.errors import DofbenchError
-from dofbench.host import Host
-from dofbench.identity import derive_seed
-from dofbench.suite import get_suite, load_suite_file, parse_suite_text, resolve_suite
+from dofbench.run.host import Host
+from dofbench.config.identity import derive_seed
+from dofbench.config.suites import get_suite, load_suite_file, parse_suite_text
+from dofbench.run.resolve import resolve_suite
 from conftest import TINY_SUITE
 
 

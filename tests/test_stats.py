@@ -4,8 +4,8 @@ import math
 
 import pytest
 
-from dofbench.stats import (clopper_pearson_interval, d_int90, d_star_interval, wilson_interval, z_value)
-from dofbench.store import Store
+from dofbench.results.stats import clopper_pearson_interval, d_int90, d_star_interval, wilson_interval, z_value
+from dofbench.results.store import Store
 
 
 def test_wilson_and_clopper_pearson_known_values():
@@ -44,8 +44,8 @@ def _result(tid, method, d, seed, acc, D=1000):
 
 
 def test_store_views_match_the_python_reference(db):
-    from dofbench.adaptive import record_statistics
-    from dofbench.schemas import SearchConfig
+    from dofbench.run.adaptive import record_statistics
+    from dofbench.config.schemas import SearchConfig
 
     store = Store(db)
     accs = {10: [0.3] * 6, 20: [0.6, 0.7, 0.2, 0.65, 0.8, 0.9], 40: [0.8] * 6, 80: [0.95] * 6}

@@ -4,7 +4,7 @@ import duckdb
 import pytest
 
 from dofbench.errors import DofbenchError
-from dofbench.store import MIGRATIONS, Store, migrate, schema_version
+from dofbench.results.store import MIGRATIONS, Store, migrate, schema_version
 
 
 def fake_result(tid, d, seed, acc, status="ok", method="m", D=1000):

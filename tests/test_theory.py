@@ -5,7 +5,7 @@ import math
 import numpy as np
 import pytest
 
-from dofbench import theory as T
+from dofbench.analysis import theory as T
 
 
 def test_chi_mean():
@@ -79,7 +79,7 @@ def test_predictions_order_and_gordon_bound():
 def test_lanczos_and_hessian_vector_products():
     import torch
 
-    from dofbench.hessian import LanczosResult, hvp_fn, lanczos
+    from dofbench.analysis.hessian import LanczosResult, hvp_fn, lanczos
 
     lam = torch.linspace(0.01, 5.0, 300, dtype=torch.float64)
     f = lambda th: 0.5 * (lam * th * th).sum()  # noqa: E731

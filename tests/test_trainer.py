@@ -5,12 +5,12 @@ import math
 import pytest
 import torch
 
-from dofbench.api import Session
+from dofbench.cli.session import Session
 from dofbench.errors import DofbenchError
-from dofbench.flat import FlatNet
-from dofbench.optim import PaperAdam
-from dofbench.projections import DenseProjection
-from dofbench.trainer import batch_order
+from dofbench.engine.flat import FlatNet
+from dofbench.engine.optim import PaperAdam
+from dofbench.engine.projections import DenseProjection
+from dofbench.engine.loop import batch_order
 
 
 def test_flatnet_roundtrip_and_functional_forward():
@@ -81,8 +81,9 @@ def test_stacked_forward_equals_vmapped_forward_with_gradients(module, shape, pl
 
 
 def test_stacked_evaluation_equals_one_network_at_a_time():
-    from dofbench.components import DataBundle, DatasetInfo, FunctionMetric
-    from dofbench.trainer import evaluate, evaluate_stacked
+    from dofbench.engine.data import DataBundle, DatasetInfo
+    from dofbench.plugin.components import FunctionMetric
+    from dofbench.engine.loop import evaluate, evaluate_stacked
 
     torch.manual_seed(0)
     flat = FlatNet(torch.nn.Sequential(torch.nn.Linear(6, 8), torch.nn.ReLU(), torch.nn.Linear(8, 3)))
@@ -108,7 +109,7 @@ def test_stacked_evaluation_equals_one_network_at_a_time():
 @pytest.mark.parametrize("loss_fn", [torch.nn.functional.cross_entropy,
                                      lambda o, t: ((o.softmax(-1) - torch.nn.functional.one_hot(t, 3)) ** 2).mean()])
 def test_stacked_loss_is_each_networks_loss(loss_fn):
-    from dofbench.trainer import stacked_loss
+    from dofbench.engine.loop import stacked_loss
 
     torch.manual_seed(0)
     outputs, targets = torch.randn(4, 9, 3), torch.randint(0, 3, (4, 9))

@@ -1,0 +1,3 @@
+from dofbench.cli.main import main
+
+main()

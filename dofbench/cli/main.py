@@ -1,0 +1,79 @@
+"""The ``dofbench`` command line (click): the root group and the entry point. Each command group
+lives in a module of its own and is a thin layer over :class:`dofbench.cli.session.Session`.
+
+Bad input ends with one line ``Error: …`` naming the field and what is allowed, and a non-zero
+exit code; set ``DOFBENCH_DEBUG=1`` to see tracebacks.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+
+import click
+
+from dofbench.cli import components, plots, results, run, theory
+from dofbench.errors import DofbenchError
+from dofbench.run.host import Host
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+@click.option("--plugin", "plugins", multiple=True, metavar="MODULE",
+              help="Load a plugin module (importable name or path to a .py file); repeatable. "
+                   "Also: DOFBENCH_PLUGINS=mod1,mod2.")
+@click.version_option(package_name="dofbench")
+@click.pass_context
+def cli(ctx: click.Context, plugins: tuple[str, ...]) -> None:
+    """dofbench: how many degrees of freedom does a network need to train?
+
+    Run standard suites of DOF-reduction methods (random, burn-in and lottery subspaces, lottery
+    tickets, pruning), store every trial in DuckDB, and query the success probabilities and
+    threshold training dimensions d* with SQL.
+    """
+    ctx.ensure_object(dict)
+    if "host" not in ctx.obj:
+        ctx.obj["host"] = Host(list(plugins))
+
+
+def _prescan_plugins(argv: list[str]) -> list[str]:
+    out = []
+    for i, a in enumerate(argv):
+        if a == "--plugin" and i + 1 < len(argv):
+            out.append(argv[i + 1])
+        elif a.startswith("--plugin="):
+            out.append(a.split("=", 1)[1])
+    return out
+
+
+def main(argv: list[str] | None = None) -> None:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    debug = bool(os.environ.get("DOFBENCH_DEBUG"))
+    try:
+        host = Host(_prescan_plugins(argv))
+        host.add_commands(cli)
+        cli.main(args=argv, prog_name="dofbench", obj={"host": host}, standalone_mode=False)
+    except click.exceptions.Abort:
+        click.echo("Aborted.", err=True)
+        sys.exit(130)
+    except click.ClickException as exc:
+        exc.show()
+        sys.exit(exc.exit_code)
+    except DofbenchError as exc:
+        if debug:
+            raise
+        click.echo(f"Error: {exc}", err=True)
+        sys.exit(1)
+    except KeyboardInterrupt:
+        click.echo("Interrupted.", err=True)
+        sys.exit(130)
+    except Exception as exc:  # never a traceback for the user; DOFBENCH_DEBUG=1 shows it
+        if debug:
+            raise
+        click.echo(f"Error: {exc.__class__.__name__}: {' '.join(str(exc).split())} "
+                   "(set DOFBENCH_DEBUG=1 for the traceback)", err=True)
+        sys.exit(1)
+
+
+for _command in (run.run, run.validate, components.plugins, components.list_, components.show,
+                 results.leaderboard, results.query, plots.plot, plots.report, theory.theory):
+    cli.add_command(_command)

@@ -1,0 +1,39 @@
+"""``dofbench leaderboard`` and ``dofbench query``: reading the store."""
+
+from __future__ import annotations
+
+import click
+
+from dofbench.cli.common import db_option, format_option, session
+
+
+@click.command()
+@click.option("--suite", default=None, help="Only this suite.")
+@db_option
+@format_option()
+@click.option("--references", is_flag=True,
+              help="Show measured next to published results (registry/) where model, dataset, method "
+                   "and rule match, with the ratio measured / published.")
+@click.pass_context
+def leaderboard(ctx, suite, db, fmt, references):
+    """Threshold training dimension d* per method, ranked within each task and ε."""
+    s = session(ctx, db=db)
+    if not references:
+        click.echo(s.leaderboard(suite).render(fmt))
+        return
+    table = s.references(suite)
+    click.echo(table.render(fmt))
+    if not len(table):
+        click.echo("no stored result matches a published reference (model, dataset, method, rule); "
+                   "see `dofbench query \"select * from reference_results\"`", err=True)
+
+
+@click.command()
+@click.argument("sql")
+@db_option
+@format_option(choices=("table", "csv", "json", "markdown"))
+@click.pass_context
+def query(ctx, sql, db, fmt):
+    """Run read-only SQL on the store: tables trials, evals, suites, suite_trials, predictions,
+    reference_results; views success, leaderboard (columns: see the README)."""
+    click.echo(session(ctx, db=db).query(sql).render(fmt))

@@ -1,0 +1,88 @@
+"""``dofbench run`` and ``dofbench validate``."""
+
+from __future__ import annotations
+
+import sys
+
+import click
+
+from dofbench.cli.common import db_option, format_option, session
+from dofbench.errors import DofbenchError
+
+
+@click.command()
+@click.argument("suites", nargs=-1, required=True)
+@click.option("--config", type=click.Path(dir_okay=False), default=None,
+              help="Suites file (default: the packaged benchmarks.toml).")
+@db_option
+@click.option("--force", is_flag=True, help="Rerun trials that are already stored.")
+@click.option("--retry-failed", is_flag=True, help="Rerun trials stored as failed.")
+@click.option("--dry-run", is_flag=True, help="Validate and show what would run; run and write nothing.")
+@click.option("--device", default="auto", show_default=True, help="auto (CUDA if available, else CPU), cpu, cuda, cuda:N.")
+@click.option("--executor", default="auto", show_default=True,
+              help="How trials are run: auto (process with more than one core, else local), local, process, "
+                   "dask (see `dofbench list executors`).")
+@click.option("--workers", type=click.IntRange(min=1), default=None,
+              help="Worker count for process/dask (default: one per core).")
+@click.option("--scheduler", default=None, metavar="ADDRESS",
+              help="Dask scheduler address (tcp://host:8786); implies --executor dask. Without it "
+                   "--executor dask starts a LocalCluster of --workers workers.")
+@click.option("--max-trials", type=int, default=None, metavar="N",
+              help="Trial budget: start at most N trials per suite; rerun later to finish.")
+@click.option("--time-budget", default=None, metavar="DURATION",
+              help="Time budget per suite (90, 90s, 15m, 2h): no new trial starts after it; running ones finish.")
+@click.option("--data-root", type=click.Path(file_okay=False), default=None,
+              help="Where on-disk datasets live (default: $DOFBENCH_DATA).")
+@click.option("--download", is_flag=True, help="Allow datasets to be downloaded (needs a network).")
+@click.option("--no-progress", is_flag=True, help="Hide the progress bar.")
+@format_option()
+@click.pass_context
+def run(ctx, suites, config, db, force, retry_failed, dry_run, device, executor, workers, scheduler,
+        max_trials, time_budget, data_root, download, no_progress, fmt):
+    """Run SUITES (names in the suites file); print the leaderboard at the end.
+
+    Trials already stored are skipped, so an interrupted run (Ctrl-C, SIGTERM, a killed machine)
+    is finished by running the same command again."""
+    s = session(ctx, db=db, config=config, device=device, data_root=data_root, download=download)
+    if dry_run:
+        click.echo(s.plan(suites, force=force).render(fmt))
+        return
+    summaries = s.run(suites, force=force, retry_failed=retry_failed, executor=executor, workers=workers,
+                      scheduler=scheduler, max_trials=max_trials, time_budget=parse_duration(time_budget),
+                      progress=not no_progress and sys.stderr.isatty())
+    for summary in summaries:
+        click.echo(summary.line(), err=True)
+        for err in summary.errors[:5]:
+            click.echo(f"  failed {err}", err=True)
+    names = [x.suite for x in summaries]
+    for name in names:
+        click.echo(s.leaderboard(name).render(fmt))
+    stopped = [x for x in summaries if x.interrupted]
+    if stopped:
+        sys.exit(143 if stopped[0].signal == "SIGTERM" else 130)
+
+
+def parse_duration(text: str | None) -> float | None:
+    """'90', '90s', '15m', '2h', '1d' → seconds."""
+    if text is None:
+        return None
+    units = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+    raw = text.strip().lower()
+    scale = units.get(raw[-1:], None)
+    try:
+        value = float(raw[:-1] if scale else raw) * (scale or 1)
+    except ValueError:
+        value = -1.0
+    if not value > 0:
+        raise DofbenchError(f"--time-budget {text!r}: expected a positive duration such as 90, 90s, 15m or 2h")
+    return value
+
+
+@click.command()
+@click.argument("file", required=False, type=click.Path(dir_okay=False))
+@click.pass_context
+def validate(ctx, file):
+    """Validate a suites FILE (default: the packaged benchmarks.toml) without running it."""
+    table = session(ctx).validate(file)
+    click.echo(table.render())
+    click.echo(f"{len(table)} suites valid", err=True)

@@ -1,0 +1,232 @@
+"""Pydantic schemas: the suite file, component references, training config, trial specs.
+
+Errors are turned into one line that names the TOML path, the bad value and what is allowed
+(:func:`format_validation_error`).
+"""
+
+from __future__ import annotations
+
+import typing
+from typing import Annotated, Any, Literal
+
+from pydantic import (
+    BaseModel, ConfigDict, Field, PositiveInt, ValidationError, field_validator, model_validator,
+)
+
+from dofbench.config.identity import canonical_json, content_hash
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class Params(Strict):
+    """Base of every component's parameter model: unknown keys are rejected, values frozen.
+    ``Field(description=...)`` is the single source of each parameter's help text;
+    ``Field(json_schema_extra={"identity": False})`` marks a parameter that says where or how, not
+    what (e.g. a dataset's local ``root``): stored with the trial, not hashed into its id."""
+
+
+class NoParams(Params):
+    """A component without parameters."""
+
+
+def non_identity_fields(model: type[BaseModel]) -> set[str]:
+    """The parameters of ``model`` marked ``json_schema_extra={"identity": False}``."""
+    return {name for name, f in model.model_fields.items()
+            if isinstance(f.json_schema_extra, dict) and f.json_schema_extra.get("identity") is False}
+
+
+class ComponentRef(Strict):
+    """A component by name, with its (still unvalidated) parameters."""
+
+    name: str = Field(description="Registered component name (see `dofbench list KIND`).")
+    params: dict[str, Any] = Field(default_factory=dict, description="Parameters of the component.")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _from_name(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            return {"name": value}
+        return value
+
+
+class TrainConfig(Strict):
+    """How long and on what batches every method of a suite is trained."""
+
+    epochs: PositiveInt = Field(3, description="Passes over the training set (paper code default: 3).")
+    batch_size: PositiveInt = Field(128, description="Minibatch size (paper: 128).")
+    max_steps: PositiveInt | None = Field(
+        None, description="Stop after this many optimizer steps (None: epochs decide).")
+    eval_every_epochs: PositiveInt = Field(
+        1, description="Evaluate loss and metrics on the full train and test sets every k epochs.")
+    eval_batch_size: PositiveInt = Field(4096, description="Batch size of the full-set evaluations.")
+
+
+class ThresholdConfig(Strict):
+    """Which metric defines success and at which levels ε; δ of d* = min{d : P_s ≥ 1 − δ}."""
+
+    metric: str = Field("train_acc", description=(
+        "Metric that defines success: SPLIT_NAME (final value) or best_SPLIT_NAME (best over "
+        "evaluations), e.g. train_acc, best_train_acc, test_loss. Accuracies succeed when ≥ ε, "
+        "losses when ≤ ε."))
+    epsilons: list[float] = Field(default_factory=lambda: [0.5], min_length=1,
+                                  description="Success levels ε.")
+    delta: float = Field(0.1, gt=0, lt=1, description="d* is the smallest d with P_s ≥ 1 − δ (paper: 0.1).")
+
+
+class SearchConfig(Strict):
+    """How d* is searched for: the full grid × all seeds, or adaptively (dofbench.adaptive)."""
+
+    strategy: Literal["grid", "adaptive"] = Field("grid", description=(
+        "'grid' runs every d × seed; 'adaptive' bisects the d grid per ε (P_s increases with d) and "
+        "adds seeds only where they decide whether P_s ≥ 1 − δ."))
+    confidence: float = Field(0.95, gt=0.5, lt=1, description=(
+        "Two-sided level of the P_s confidence intervals (Wilson) in the store; the adaptive search "
+        "stops adding seeds at a d once the grid's decision there is this probable."))
+    max_seeds: PositiveInt | None = Field(None, description=(
+        "Adaptive: the most seeds run at one d (default: the suite's seeds); d* is judged as the grid "
+        "would judge it with this many seeds."))
+    initial_seeds: PositiveInt = Field(2, description=(
+        "Adaptive: seeds run at once at a newly probed d while the metric's spread across seeds is "
+        "still unknown (one at a time afterwards)."))
+
+
+class SuiteSpec(Strict):
+    """One suite of a benchmarks file: a grid of model × dataset × method × d × seed."""
+
+    description: str = Field("", description="What the suite measures.")
+    models: list[ComponentRef] = Field(min_length=1, description="Models, by name or {name, params}.")
+    datasets: list[ComponentRef] = Field(min_length=1, description="Datasets, by name or {name, params}.")
+    methods: list[ComponentRef] = Field(min_length=1, description="DOF-reduction methods.")
+    dims: list[PositiveInt] = Field(min_length=1, description="Training dimensions d (each ≥ 1 and ≤ D).")
+    seeds: PositiveInt | list[Annotated[int, Field(ge=0)]] = Field(
+        5, description="Number of seeds (0..n-1) or an explicit list of seeds.")
+    train: TrainConfig = Field(default_factory=TrainConfig, description="Training configuration.")
+    threshold: ThresholdConfig = Field(default_factory=ThresholdConfig, description="Success definition.")
+    search: SearchConfig = Field(default_factory=SearchConfig, description="Grid or adaptive search for d*.")
+    requires: list[str] = Field(default_factory=list, description=(
+        "Free-form notes of what the suite needs (e.g. 'gpu', 'data:cifar10'); informational."))
+
+    @field_validator("dims")
+    @classmethod
+    def _sorted_unique(cls, v: list[int]) -> list[int]:
+        return sorted(set(v))
+
+    def seed_list(self) -> list[int]:
+        return list(range(self.seeds)) if isinstance(self.seeds, int) else sorted(set(self.seeds))
+
+
+class SuiteFile(Strict):
+    suites: dict[str, SuiteSpec] = Field(default_factory=dict, description="Suites by name.")
+
+
+class ResolvedComponent(Strict):
+    name: str
+    params: dict[str, Any]
+
+
+class TrialSpec(Strict):
+    """The "what" of one trial, fully resolved (component params include their defaults).
+
+    Its id hashes only the parameters that differ from their defaults, so adding a new parameter
+    with a default keeps every stored trial reachable.
+    """
+
+    model: ResolvedComponent
+    dataset: ResolvedComponent
+    method: ResolvedComponent
+    d: int
+    seed: int
+    train: TrainConfig
+    # parameters that differ from their defaults, per component (the hashed view)
+    identity: dict[str, Any] = Field(default_factory=dict, repr=False)
+
+    @property
+    def trial_id(self) -> str:
+        return content_hash(self.identity_payload())
+
+    def identity_payload(self) -> dict[str, Any]:
+        ident = self.identity or {
+            "model": self.model.params, "dataset": self.dataset.params, "method": self.method.params,
+        }
+        return {
+            "v": 1,
+            "model": [self.model.name, ident["model"]],
+            "dataset": [self.dataset.name, ident["dataset"]],
+            "method": [self.method.name, ident["method"]],
+            "d": self.d,
+            "seed": self.seed,
+            "train": self.train.model_dump(mode="json", exclude_defaults=True),
+        }
+
+    # seeds derived from the parts of the spec they must depend on
+    def init_key(self) -> list[Any]:
+        p = self.identity_payload()
+        return [p["model"], p["dataset"], self.seed]
+
+    def data_key(self) -> list[Any]:
+        p = self.identity_payload()
+        return [p["dataset"], self.seed]
+
+    def method_key(self) -> list[Any]:
+        p = self.identity_payload()
+        return [p["model"], p["dataset"], p["method"], p["train"], self.seed]
+
+    def to_json(self) -> str:
+        return canonical_json(self.model_dump(mode="json"))
+
+
+def _loc_to_path(loc: tuple[Any, ...], prefix: str = "") -> str:
+    out = prefix
+    for part in loc:
+        if isinstance(part, int):
+            out += f"[{part}]"
+        elif part in ("function-after", "function-before", "int", "list[int]", "constrained-int"):
+            continue
+        else:
+            out += f".{part}" if out else str(part)
+    return out or "(root)"
+
+
+def format_validation_error(err: ValidationError, prefix: str = "", model: type[BaseModel] | None = None) -> str:
+    """One line per the first error: 'PATH: problem (got VALUE); allowed: ...'."""
+    e = err.errors(include_url=False)[0]
+    loc = tuple(p for p in e["loc"] if not (isinstance(p, str) and ("[" in p or p.startswith("function"))))
+    path = _loc_to_path(loc, prefix)
+    kind = e["type"]
+    if kind == "extra_forbidden":
+        allowed = ""
+        target = _model_at(model, loc[:-1]) if model is not None else None
+        if target is not None:
+            allowed = "; allowed keys: " + (", ".join(target.model_fields) or "none")
+        return f"{path}: unknown key{allowed}"
+    if kind == "missing":
+        return f"{path}: required field is missing"
+    got = e.get("input")
+    got_s = f" (got {got!r})" if got is not None and not isinstance(got, dict) else ""
+    return f"{path}: {e['msg']}{got_s}"
+
+
+def _model_at(model: type[BaseModel] | None, loc: tuple[Any, ...]) -> type[BaseModel] | None:
+    """Walk a pydantic model class along an error location to the nested model; list indices and
+    dict keys (suite names) keep the current element model."""
+    cur: Any = model
+    for part in loc:
+        if _is_model(cur) and isinstance(part, str) and part in cur.model_fields:
+            cur = _first_model(cur.model_fields[part].annotation)
+    return cur if _is_model(cur) else None
+
+
+def _is_model(obj: Any) -> bool:
+    return isinstance(obj, type) and issubclass(obj, BaseModel)
+
+
+def _first_model(ann: Any) -> Any:
+    if _is_model(ann):
+        return ann
+    for arg in typing.get_args(ann):
+        found = _first_model(arg)
+        if found is not None:
+            return found
+    return None

@@ -1,0 +1,139 @@
+"""Base classes of the components plugins provide: models, datasets, methods and metrics.
+
+A component is a small object with a ``name``, a one-line ``description`` and a pydantic
+``Params`` model (``extra="forbid"``, frozen; ``Field(description=...)`` is the single source of
+help text). Plugins return instances from the hooks in :mod:`dofbench.hookspecs`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Callable, ClassVar
+
+import torch
+
+from dofbench.config.schemas import NoParams, Params
+from dofbench.engine.batched import MAX_GROUP
+from dofbench.engine.data import DataBundle, DatasetInfo
+from dofbench.engine.reparam import MethodContext, Reparam
+
+
+class Component:
+    kind: ClassVar[str] = "component"
+    name: str = ""
+    description: str = ""
+    Params: type[Params] = NoParams
+
+    def parse_params(self, raw: dict | None) -> Params:
+        return self.Params.model_validate(raw or {})
+
+
+class Dataset(Component):
+    kind = "dataset"
+
+    def info(self, params: Params) -> DatasetInfo:  # pragma: no cover - interface
+        raise NotImplementedError
+
+    def load(self, params: Params, *, data_root: str | None = None, download: bool = False) -> DataBundle:
+        """Load the whole dataset into memory. Raise DofbenchError when the data are missing."""
+        raise NotImplementedError  # pragma: no cover - interface
+
+    def check_available(self, params: Params, *, data_root: str | None = None, download: bool = False) -> None:
+        """Raise DofbenchError (where it looked, how to provide the data) if :meth:`load` would
+        fail for missing data. Called before any training. Embedded data are always available."""
+
+
+# --------------------------------------------------------------------------------------- models
+class Model(Component):
+    kind = "model"
+
+    def build(self, params: Params, info: DatasetInfo) -> torch.nn.Module:  # pragma: no cover
+        raise NotImplementedError
+
+    def batchable(self, params: Params) -> bool:
+        """Whether training several seeds together (:mod:`dofbench.batched`) pays off on CPU."""
+        return False
+
+
+# --------------------------------------------------------------------------------------- methods
+class Method(Component):
+    """A DOF-reduction method.
+
+    The common case is a reparametrisation θ = g(φ), φ ∈ R^d: implement :meth:`setup`, which
+    returns a :class:`dofbench.trainer.Reparam`, and the shared trainer does the rest. Expensive
+    preparation (a burn-in point, a trajectory, a mask) goes through ``ctx.cache`` so it is
+    computed once per seed and shared across d. A method that does not fit may override
+    :meth:`train` and take over training entirely.
+    """
+
+    kind = "method"
+
+    def fixed_dim(self, params: Params, total_params: int) -> int | None:
+        """A method that always trains a fixed number of scalars (e.g. full training) returns it;
+        the suite's dims then do not apply to it."""
+        return None
+
+    def max_dim(self, params: Params, total_params: int) -> int:
+        """Largest d this method accepts for a network with D = total_params parameters."""
+        return total_params
+
+    def batchable(self, params: Params) -> bool:
+        """Whether seeds of this method can be trained together (:mod:`dofbench.batched`): its
+        :meth:`setup` returns a :class:`dofbench.batched.AffineReparam`. The runner batches a
+        group of seeds only when the model's ``batchable`` agrees."""
+        return False
+
+    def group_limit(self, params: Params, total_params: int, d: int, device: str) -> int:
+        """How many seeds of a batchable trial with D = total_params and this d it pays to train
+        together on ``device`` ('cpu' or 'cuda'); the runner cuts its groups to this size
+        (1: one at a time). Override when the cost grows with the group (e.g. a stored D×d
+        matrix per seed)."""
+        return MAX_GROUP
+
+    def setup(self, ctx: MethodContext) -> Reparam:  # pragma: no cover - interface
+        raise NotImplementedError
+
+    def train(self, ctx: MethodContext) -> Any:
+        """Override to take over training; return a :class:`dofbench.trainer.TrainOutcome`.
+        The default returns None and lets the shared trainer run :meth:`setup`'s reparam."""
+        return None
+
+
+# --------------------------------------------------------------------------------------- metrics
+class Metric(Component):
+    """An additive evaluation metric: ``batch_sum(outputs, targets)`` returns the sum over the
+    batch; the value on a split is the total divided by the number of examples."""
+
+    kind = "metric"
+    higher_is_better: bool = True
+    tasks: tuple[str, ...] = ("classification",)
+
+    def batch_sum(self, outputs: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:  # pragma: no cover
+        raise NotImplementedError
+
+    def stacked_sum(self, outputs: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+        """``batch_sum`` of each of K networks' outputs (K × batch × …) on the same targets: a
+        tensor of K sums. The default vmaps ``batch_sum``; override with a direct form when
+        seeds trained together should evaluate cheaply."""
+        return torch.func.vmap(self.batch_sum, in_dims=(0, None))(outputs, targets)
+
+
+@dataclass
+class FunctionMetric(Metric):
+    name: str = ""
+    fn: Callable[[torch.Tensor, torch.Tensor], torch.Tensor] = field(default=lambda o, t: o.sum())
+    higher_is_better: bool = True
+    description: str = ""
+    tasks: tuple[str, ...] = ("classification",)
+    stacked_fn: Callable[[torch.Tensor, torch.Tensor], torch.Tensor] | None = None  # see stacked_sum
+
+    def batch_sum(self, outputs, targets):
+        return self.fn(outputs, targets)
+
+    def stacked_sum(self, outputs, targets):
+        if self.stacked_fn is None:
+            return super().stacked_sum(outputs, targets)
+        return self.stacked_fn(outputs, targets)
+
+
+KINDS = {"model": "models", "dataset": "datasets", "method": "methods", "metric": "metrics"}

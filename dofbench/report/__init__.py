@@ -1,0 +1,1 @@
+"""Figures and the shareable report, drawn from the store only."""

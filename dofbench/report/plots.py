@@ -1,0 +1,423 @@
+"""Plots of stored results (matplotlib, headless): every plot reads only from the store, so it can be
+drawn for any past run, and returns the data it drew so tests and reports can check it.
+
+Kinds: ``phase`` (P_s as colour over (d, ε) with the d* curve and, where the ``predictions`` table
+has rows, the predicted curve), ``ps`` (P_s vs d per ε), ``accuracy`` (metric vs d per method, mean
+± std over seeds, D marked), ``dstar`` (d* vs ε per method), ``burnin`` (d* vs burn-in steps t of
+``burn-in-subspace``) and ``curves`` (training curves from ``evals``).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+from collections import defaultdict
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+from dofbench.errors import DofbenchError
+from dofbench.results.store import Store
+
+KINDS = ("phase", "ps", "accuracy", "dstar", "burnin", "curves")
+FORMATS = ("png", "svg")
+BURNIN_METHOD = "burn-in-subspace"
+BURNIN_PARAM = "steps"
+Key = tuple  # (model, model_params, dataset, dataset_params, method, params, …)
+
+
+@dataclass
+class Plot:
+    """A rendered plot: its kind, suite, the files written and the data drawn, panel by panel."""
+
+    kind: str
+    suite: str
+    title: str
+    panels: list[dict[str, Any]]
+    paths: list[Path] = field(default_factory=list)
+
+
+class NothingToPlot(DofbenchError):
+    """The store has no data for this plot kind and suite."""
+
+
+# ------------------------------------------------------------------------------ reading
+def _rows(con, sql: str, params: list[Any]) -> list[dict[str, Any]]:
+    cur = con.execute(sql, params)
+    cols = [c[0] for c in cur.description]
+    return [dict(zip(cols, r)) for r in cur.fetchall()]
+
+
+def _table_exists(con, name: str) -> bool:
+    return con.execute("SELECT count(*) FROM information_schema.tables WHERE table_name = ?", [name]).fetchone()[0] > 0
+
+
+def suites_in(con) -> list[str]:
+    return [r[0] for r in con.execute(
+        "SELECT DISTINCT suite FROM suite_trials ORDER BY suite").fetchall()]
+
+
+def _suite_metric(con, suite: str) -> str:
+    row = con.execute("SELECT any_value(metric) FROM suite_thresholds WHERE suite = ?", [suite]).fetchone()
+    return row[0] if row and row[0] else "best_train_acc"
+
+
+def _task_title(r: dict[str, Any], with_method: bool = True) -> str:
+    parts = [f"{r['model']} / {r['dataset']}"]
+    if with_method:
+        parts.append(str(r["label"]))
+    if r.get("total_params"):
+        parts.append(f"D={r['total_params']:,}")
+    return " · ".join(parts)
+
+
+def phase_data(con, suite: str) -> list[dict[str, Any]]:
+    """Per (task, method, metric) with at least two d: the P_s grid over (ε, d) from `success`, d*(ε) from `leaderboard`
+    and, where the `predictions` table has rows, the predicted d*(ε) with its interval."""
+    rows = _rows(con, "SELECT model, model_params, dataset, dataset_params, method, params, label, total_params, "
+                      "metric, epsilon, d, p_success FROM success WHERE suite = ? ORDER BY epsilon, d", [suite])
+    stars = _rows(con, "SELECT model, model_params, dataset, dataset_params, method, params, metric, epsilon, d_star "
+                       "FROM leaderboard WHERE suite = ?", [suite])
+    preds = []
+    if _table_exists(con, "predictions"):
+        preds = _rows(con, "SELECT * FROM predictions WHERE suite = ?", [suite])
+    groups: dict[Key, list[dict[str, Any]]] = defaultdict(list)
+    for r in rows:
+        groups[(r["model"], r["model_params"], r["dataset"], r["dataset_params"], r["method"], r["params"], r["metric"])].append(r)
+    panels = []
+    for key, rs in sorted(groups.items(), key=lambda kv: (kv[0][0], kv[0][2], kv[1][0]["label"])):
+        ds = sorted({r["d"] for r in rs})
+        if len(ds) < 2:  # a single d (e.g. `full` at d = D) has no phase diagram
+            continue
+        eps = sorted({r["epsilon"] for r in rs})
+        grid = [[None] * len(ds) for _ in eps]
+        for r in rs:
+            grid[eps.index(r["epsilon"])][ds.index(r["d"])] = r["p_success"]
+        d_star = {s["epsilon"]: s["d_star"] for s in stars
+                  if (s["model"], s["model_params"], s["dataset"], s["dataset_params"], s["method"], s["params"], s["metric"]) == key}
+        first = rs[0]
+        predicted = {}
+        for p in preds:
+            if (p.get("model"), p.get("dataset"), p.get("metric")) == (key[0], key[2], key[6]) and \
+                    p.get("method") in (first["method"], first["label"]) and p.get("d_star_pred") is not None:
+                predicted[p["epsilon"]] = (p["d_star_pred"], p.get("d_star_pred_lo"), p.get("d_star_pred_hi"))
+        panels.append({"title": _task_title(first), "model": key[0], "dataset": key[2], "method": first["label"],
+                       "metric": key[6], "D": first["total_params"], "ds": ds, "epsilons": eps, "p_success": grid,
+                       "d_star": {e: d_star.get(e) for e in eps},
+                       "predicted": {e: predicted[e] for e in sorted(predicted)}})
+    return panels
+
+
+def ps_data(con, suite: str) -> list[dict[str, Any]]:
+    """Per (task, method, metric): P_s against d, one line per ε."""
+    panels = phase_data(con, suite)
+    for p in panels:
+        p["lines"] = {e: [(d, p["p_success"][i][j]) for j, d in enumerate(p["ds"]) if p["p_success"][i][j] is not None]
+                      for i, e in enumerate(p["epsilons"])}
+    return panels
+
+
+def accuracy_data(con, suite: str, metric: str | None = None) -> list[dict[str, Any]]:
+    """Per task: the metric's mean and standard deviation over seeds against d, one line per method."""
+    metric = metric or _suite_metric(con, suite)
+    rows = _rows(con, f"""
+        SELECT t.model, t.model_params, t.dataset, t.dataset_params, t.label, t.d,
+               any_value(t.total_params) AS total_params,
+               avg(v) AS mean, stddev_samp(v) AS std, count(v) AS n
+        FROM (SELECT *, TRY_CAST(json_extract_string(metrics, '$."' || ? || '"') AS DOUBLE) AS v FROM trials) t
+        JOIN suite_trials st ON st.trial_id = t.trial_id
+        WHERE st.suite = ? AND t.status = 'ok' AND v IS NOT NULL
+        GROUP BY t.model, t.model_params, t.dataset, t.dataset_params, t.label, t.d
+        ORDER BY t.label, t.d""", [metric, suite])
+    groups: dict[Key, list[dict[str, Any]]] = defaultdict(list)
+    for r in rows:
+        groups[(r["model"], r["model_params"], r["dataset"], r["dataset_params"])].append(r)
+    panels = []
+    for key, rs in groups.items():
+        lines: dict[str, list[tuple]] = defaultdict(list)
+        for r in rs:
+            lines[r["label"]].append((r["d"], r["mean"], r["std"] or 0.0, r["n"]))
+        D = max(r["total_params"] or 0 for r in rs) or None
+        panels.append({"title": _task_title({**rs[0], "total_params": D}, with_method=False), "model": key[0],
+                       "dataset": key[2], "metric": metric, "D": D, "lines": dict(lines)})
+    return panels
+
+
+def dstar_data(con, suite: str) -> list[dict[str, Any]]:
+    """Per (task, metric): d* against ε, one line per method (None where no d on the grid succeeds)."""
+    rows = _rows(con, "SELECT model, model_params, dataset, dataset_params, label, metric, epsilon, d_star, max_d, "
+                      "total_params FROM leaderboard WHERE suite = ? ORDER BY label, epsilon", [suite])
+    groups: dict[Key, list[dict[str, Any]]] = defaultdict(list)
+    for r in rows:
+        groups[(r["model"], r["model_params"], r["dataset"], r["dataset_params"], r["metric"])].append(r)
+    panels = []
+    for key, rs in groups.items():
+        lines: dict[str, list[tuple]] = defaultdict(list)
+        max_d: dict[str, int] = {}
+        for r in rs:
+            lines[r["label"]].append((r["epsilon"], r["d_star"]))
+            max_d[r["label"]] = r["max_d"]
+        panels.append({"title": _task_title(rs[0], with_method=False), "model": key[0], "dataset": key[2],
+                       "metric": key[4], "D": rs[0]["total_params"], "lines": dict(lines), "max_d": max_d})
+    return panels
+
+
+def burnin_data(con, suite: str) -> list[dict[str, Any]]:
+    """Per (task, metric): d* against the burn-in steps t of `burn-in-subspace`, one line per ε
+    (and per setting of its other params)."""
+    rows = _rows(con, "SELECT model, model_params, dataset, dataset_params, params, metric, epsilon, d_star, max_d, "
+                      "total_params FROM leaderboard WHERE suite = ? AND method = ?", [suite, BURNIN_METHOD])
+    groups: dict[Key, list[dict[str, Any]]] = defaultdict(list)
+    for r in rows:
+        groups[(r["model"], r["model_params"], r["dataset"], r["dataset_params"], r["metric"])].append(r)
+    panels = []
+    for key, rs in groups.items():
+        lines: dict[str, list[tuple]] = defaultdict(list)
+        for r in rs:
+            params = json.loads(r["params"] or "{}")
+            t = params.pop(BURNIN_PARAM, None)
+            if t is None:
+                continue
+            rest = ",".join(f"{k}={json.dumps(v)}" for k, v in sorted(params.items()) if _varies(rs, k))
+            lines[f"ε={r['epsilon']:g}" + (f" [{rest}]" if rest else "")].append((int(t), r["d_star"]))
+        panels.append({"title": _task_title(rs[0], with_method=False), "model": key[0], "dataset": key[2],
+                       "metric": key[4], "D": rs[0]["total_params"],
+                       "lines": {k: sorted(v) for k, v in sorted(lines.items())}})
+    return [p for p in panels if p["lines"]]
+
+
+def _varies(rows: list[dict[str, Any]], param: str) -> bool:
+    return len({json.dumps(json.loads(r["params"] or "{}").get(param)) for r in rows}) > 1
+
+
+def curves_data(con, suite: str, split: str = "train", metric: str = "acc") -> list[dict[str, Any]]:
+    """Per (task, method): the mean over seeds of an `evals` metric against the step, one line per d."""
+    rows = _rows(con, """
+        SELECT t.model, t.model_params, t.dataset, t.dataset_params, t.method, t.params, any_value(t.label) AS label,
+               any_value(t.total_params) AS total_params, t.d, e.step, avg(e.value) AS mean, count(e.value) AS n
+        FROM evals e JOIN trials t ON t.trial_id = e.trial_id JOIN suite_trials st ON st.trial_id = t.trial_id
+        WHERE st.suite = ? AND e.split = ? AND e.metric = ? AND t.status IN ('ok', 'diverged')
+        GROUP BY t.model, t.model_params, t.dataset, t.dataset_params, t.method, t.params, t.d, e.step
+        ORDER BY t.d, e.step""", [suite, split, metric])
+    groups: dict[Key, list[dict[str, Any]]] = defaultdict(list)
+    for r in rows:
+        groups[(r["model"], r["model_params"], r["dataset"], r["dataset_params"], r["method"], r["params"])].append(r)
+    panels = []
+    for key, rs in sorted(groups.items(), key=lambda kv: (kv[0][0], kv[0][2], kv[1][0]["label"])):
+        lines: dict[int, list[tuple]] = defaultdict(list)
+        for r in rs:
+            lines[r["d"]].append((r["step"], r["mean"]))
+        panels.append({"title": _task_title(rs[0]), "model": key[0], "dataset": key[2], "method": rs[0]["label"],
+                       "split": split, "metric": metric, "D": rs[0]["total_params"], "lines": dict(lines)})
+    return panels
+
+
+# ------------------------------------------------------------------------------ drawing
+def _figure(n: int):
+    from matplotlib.figure import Figure  # no pyplot: no global state, no display needed (Agg)
+
+    ncols = min(3, max(1, n))
+    nrows = math.ceil(n / ncols)
+    fig = Figure(figsize=(5.2 * ncols, 4.0 * nrows), layout="constrained")
+    axes = fig.subplots(nrows, ncols, squeeze=False).ravel().tolist()
+    for ax in axes[n:]:
+        ax.set_visible(False)
+    return fig, axes[:n]
+
+
+def _edges(values: list[float], log: bool) -> list[float]:
+    """Cell edges around sorted centres (geometric midpoints on a log axis)."""
+    if len(values) == 1:
+        v = values[0]
+        return [v / 2, v * 2] if log else [v - 0.05, v + 0.05]
+    mid = [math.sqrt(a * b) if log else (a + b) / 2 for a, b in zip(values, values[1:])]
+    first = values[0] ** 2 / mid[0] if log else 2 * values[0] - mid[0]
+    last = values[-1] ** 2 / mid[-1] if log else 2 * values[-1] - mid[-1]
+    return [first, *mid, last]
+
+
+def draw_phase(panels: list[dict[str, Any]], suite: str):
+    import numpy as np
+
+    fig, axes = _figure(len(panels))
+    for ax, p in zip(axes, panels):
+        grid = np.array([[np.nan if v is None else v for v in row] for row in p["p_success"]], dtype=float)
+        mesh = ax.pcolormesh(_edges(p["ds"], True), _edges(p["epsilons"], False), np.ma.masked_invalid(grid),
+                             cmap="viridis", vmin=0.0, vmax=1.0, shading="flat")
+        ax.set_xscale("log")
+        pts = [(d, e) for e, d in p["d_star"].items() if d is not None]
+        if pts:
+            ax.plot([d for d, _ in pts], [e for _, e in pts], "o-", color="white", mec="black", lw=2, label="d* (measured)")
+        if p["predicted"]:
+            eps = list(p["predicted"])
+            mid = [p["predicted"][e][0] for e in eps]
+            ax.plot(mid, eps, "--", color="tab:red", lw=2, label="d* (predicted)")
+            lo = [p["predicted"][e][1] for e in eps]
+            hi = [p["predicted"][e][2] for e in eps]
+            if all(v is not None for v in lo + hi):
+                ax.fill_betweenx(eps, lo, hi, color="tab:red", alpha=0.2, lw=0)
+        ax.set_xlim(_edges(p["ds"], True)[0], _edges(p["ds"], True)[-1])
+        ax.set_xlabel("training dimension d")
+        ax.set_ylabel(f"ε ({p['metric']})")
+        ax.set_title(p["title"], fontsize=9)
+        if pts or p["predicted"]:
+            ax.legend(fontsize=8, loc="best")
+        fig.colorbar(mesh, ax=ax, label="success probability P_s")
+    fig.suptitle(f"{suite}: phase diagram of P_s(d, ε)")
+    return fig
+
+
+def draw_ps(panels: list[dict[str, Any]], suite: str):
+    fig, axes = _figure(len(panels))
+    for ax, p in zip(axes, panels):
+        for e, pts in p["lines"].items():
+            ax.plot([d for d, _ in pts], [v for _, v in pts], "o-", label=f"ε={e:g}")
+        ax.set_xscale("log")
+        ax.set_ylim(-0.03, 1.03)
+        ax.set_xlabel("training dimension d")
+        ax.set_ylabel(f"P_s ({p['metric']} reaches ε)")
+        ax.set_title(p["title"], fontsize=9)
+        ax.legend(fontsize=8)
+    fig.suptitle(f"{suite}: success probability against d")
+    return fig
+
+
+def draw_accuracy(panels: list[dict[str, Any]], suite: str):
+    fig, axes = _figure(len(panels))
+    for ax, p in zip(axes, panels):
+        for label, pts in p["lines"].items():
+            ds = [x[0] for x in pts]
+            mean = [x[1] for x in pts]
+            std = [x[2] for x in pts]
+            ax.plot(ds, mean, "o-", label=label)
+            ax.fill_between(ds, [m - s for m, s in zip(mean, std)], [m + s for m, s in zip(mean, std)], alpha=0.2)
+        if p["D"]:
+            ax.axvline(p["D"], color="gray", ls=":", lw=1.5)
+            ax.annotate(f"D={p['D']:,}", (p["D"], 0.02), xycoords=("data", "axes fraction"), rotation=90,
+                        ha="right", va="bottom", fontsize=8, color="gray")
+        ax.set_xscale("log")
+        ax.set_xlabel("training dimension d")
+        ax.set_ylabel(f"{p['metric']} (mean ± std over seeds)")
+        ax.set_title(p["title"], fontsize=9)
+        ax.legend(fontsize=8)
+    fig.suptitle(f"{suite}: {panels[0]['metric']} against d")
+    return fig
+
+
+def draw_dstar(panels: list[dict[str, Any]], suite: str):
+    fig, axes = _figure(len(panels))
+    for ax, p in zip(axes, panels):
+        for label, pts in p["lines"].items():
+            found = [(e, d) for e, d in pts if d is not None]
+            (line,) = ax.plot([e for e, _ in found], [d for _, d in found], "o-", label=label)
+            missing = [e for e, d in pts if d is None]
+            if missing and p["max_d"].get(label):
+                ax.plot(missing, [p["max_d"][label]] * len(missing), "^", mfc="none", color=line.get_color(),
+                        label=f"{label}: d* > largest d")
+        if p["D"]:
+            ax.axhline(p["D"], color="gray", ls=":", lw=1.5, label=f"D={p['D']:,}")
+        ax.set_yscale("log")
+        ax.set_xlabel(f"ε ({p['metric']})")
+        ax.set_ylabel("threshold training dimension d*")
+        ax.set_title(p["title"], fontsize=9)
+        ax.legend(fontsize=8)
+    fig.suptitle(f"{suite}: d* against ε")
+    return fig
+
+
+def draw_burnin(panels: list[dict[str, Any]], suite: str):
+    fig, axes = _figure(len(panels))
+    for ax, p in zip(axes, panels):
+        for label, pts in p["lines"].items():
+            found = [(t, d) for t, d in pts if d is not None]
+            ax.plot([t for t, _ in found], [d for _, d in found], "o-", label=label)
+        ax.set_xscale("symlog", linthresh=1)
+        ax.set_yscale("log")
+        ax.set_xlabel("burn-in steps t")
+        ax.set_ylabel("threshold training dimension d*")
+        ax.set_title(p["title"], fontsize=9)
+        ax.legend(fontsize=8)
+    fig.suptitle(f"{suite}: d* against burn-in steps")
+    return fig
+
+
+def draw_curves(panels: list[dict[str, Any]], suite: str):
+    from matplotlib import colormaps
+    from matplotlib.colors import LogNorm
+    from matplotlib.cm import ScalarMappable
+
+    fig, axes = _figure(len(panels))
+    for ax, p in zip(axes, panels):
+        ds = sorted(p["lines"])
+        norm = LogNorm(vmin=min(ds), vmax=max(ds) if max(ds) > min(ds) else min(ds) * 2)
+        cmap = colormaps["viridis"]
+        for d in ds:
+            pts = p["lines"][d]
+            ax.plot([s for s, _ in pts], [v for _, v in pts], "-", color=cmap(norm(d)), lw=1.5)
+        ax.set_xlabel("step")
+        ax.set_ylabel(f"{p['split']} {p['metric']} (mean over seeds)")
+        ax.set_title(p["title"], fontsize=9)
+        fig.colorbar(ScalarMappable(norm=norm, cmap=cmap), ax=ax, label="d")
+    fig.suptitle(f"{suite}: training curves")
+    return fig
+
+
+KIND_FUNCS: dict[str, tuple[Callable, Callable, str]] = {
+    "phase": (phase_data, draw_phase, "success probability over (d, ε) with the d* curve"),
+    "ps": (ps_data, draw_ps, "P_s against d, one line per ε"),
+    "accuracy": (accuracy_data, draw_accuracy, "metric against d per method, mean ± std over seeds, D marked"),
+    "dstar": (dstar_data, draw_dstar, "d* against ε per method"),
+    "burnin": (burnin_data, draw_burnin, f"d* against burn-in steps t ({BURNIN_METHOD})"),
+    "curves": (curves_data, draw_curves, "training curves from evals, one line per d"),
+}
+
+
+def _safe(name: str) -> str:
+    return re.sub(r"[^A-Za-z0-9_.-]+", "_", name)
+
+
+def plot(con, kind: str, suite: str, out_dir: str | Path | None = None,
+         formats: tuple[str, ...] = FORMATS) -> Plot:
+    """Draw one plot kind for one suite from an open store connection; write ``SUITE-KIND.{png,svg}``
+    into ``out_dir`` when given. Raises NothingToPlot when the store has no data for it."""
+    if kind not in KIND_FUNCS:
+        raise DofbenchError(f"unknown plot kind {kind!r}; allowed: {', '.join(KINDS)}")
+    for f in formats:
+        if f not in FORMATS:
+            raise DofbenchError(f"unknown plot format {f!r}; allowed: {', '.join(FORMATS)}")
+    data_fn, draw_fn, what = KIND_FUNCS[kind]
+    panels = data_fn(con, suite)
+    if not panels:
+        raise NothingToPlot(f"nothing to plot for `{kind}` ({what}): suite {suite!r} has no such results in the store")
+    result = Plot(kind, suite, what, panels)
+    fig = draw_fn(panels, suite)
+    if out_dir is not None:
+        out = Path(out_dir)
+        out.mkdir(parents=True, exist_ok=True)
+        for f in formats:
+            path = out / f"{_safe(suite)}-{kind}.{f}"
+            fig.savefig(path, dpi=110, format=f)
+            result.paths.append(path)
+    return result
+
+
+def render(store: Store, kinds: list[str] | tuple[str, ...], suite: str | None, out_dir: str | Path,
+           formats: tuple[str, ...] = FORMATS, skip_empty: bool = False) -> list[Plot]:
+    """Draw ``kinds`` for one suite (or every suite in the store) into ``out_dir``."""
+    out = []
+    with store.read() as con:
+        suites = [suite] if suite else suites_in(con)
+        if suite and suite not in suites_in(con):
+            raise DofbenchError(f"--suite {suite!r}: no such suite in {store.path}; stored: "
+                                f"{', '.join(suites_in(con)) or 'none'}")
+        if not suites:
+            raise DofbenchError(f"no suites in {store.path}; run `dofbench run SUITE` first")
+        for s in suites:
+            for kind in kinds:
+                try:
+                    out.append(plot(con, kind, s, out_dir, formats))
+                except NothingToPlot:
+                    if not skip_empty:
+                        raise
+    return out

@@ -1,0 +1,181 @@
+"""A shareable report of one suite, drawn from the store: ``report.html`` (self-contained, figures
+embedded as base64 PNG) and ``report.md`` (figures next to it under ``figures/``).
+
+Sections: the suite's settings, the leaderboard, the comparison with published references, every
+plot kind that has data, and the environment (versions and devices that produced the results,
+and the versions that wrote the report).
+"""
+
+from __future__ import annotations
+
+import base64
+import datetime as _dt
+import html
+import json
+import platform
+from pathlib import Path
+from typing import Any
+
+from dofbench.engine.worker import dofbench_version
+from dofbench.errors import DofbenchError
+from dofbench.report.plots import KINDS, Plot, render
+from dofbench.results import queries
+from dofbench.results.references import compare, references_table
+from dofbench.results.store import Store
+from dofbench.results.table import Table, cell_text
+
+FIGURES = "figures"
+
+
+def collect(store: Store, suite: str, out_dir: Path) -> dict[str, Any]:
+    """Everything the report shows, read from the store (figures are written to out_dir/figures)."""
+    with store.read() as con:
+        row = con.execute("SELECT description, spec, source, updated_at FROM suites WHERE suite = ?", [suite]).fetchone()
+        if row is None:
+            known = [r[0] for r in con.execute("SELECT suite FROM suites ORDER BY suite").fetchall()]
+            raise DofbenchError(f"suite {suite!r}: not in {store.path}; stored suites: {', '.join(known) or 'none'}")
+        thresholds = con.execute("SELECT metric, epsilon, delta FROM suite_thresholds WHERE suite = ? ORDER BY epsilon",
+                                 [suite]).fetchall()
+        status = Table(["status", "trials", "wall_s"], con.execute(
+            "SELECT t.status, count(*), round(sum(t.wall_s), 1) FROM suite_trials st JOIN trials t USING (trial_id) "
+            "WHERE st.suite = ? GROUP BY t.status ORDER BY t.status", [suite]).fetchall())
+        env = con.execute(
+            "SELECT t.versions, t.device, count(*) FROM suite_trials st JOIN trials t USING (trial_id) "
+            "WHERE st.suite = ? GROUP BY t.versions, t.device ORDER BY count(*) DESC", [suite]).fetchall()
+        refs = references_table(con)
+        comparison = compare(con, suite)
+    plots = render(store, KINDS, suite, out_dir / FIGURES, formats=("png",), skip_empty=True)
+    produced = Table(["versions", "device", "trials"],
+                     [(", ".join(f"{k} {v}" for k, v in json.loads(v or "{}").items()), dev, n) for v, dev, n in env])
+    return {
+        "suite": suite, "description": row[0] or "", "spec": json.loads(row[1] or "{}"), "source": row[2],
+        "updated_at": row[3], "store": str(store.path),
+        "thresholds": {"metric": thresholds[0][0] if thresholds else None,
+                       "epsilons": [t[1] for t in thresholds], "delta": thresholds[0][2] if thresholds else None},
+        "status": status, "leaderboard": queries.leaderboard(store, suite), "comparison": comparison,
+        "references": refs, "plots": plots, "produced_by": produced, "report_env": report_environment(),
+        "generated_at": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+    }
+
+
+def report_environment() -> dict[str, str]:
+    import duckdb
+    import matplotlib
+    import numpy
+    import torch
+
+    return {"dofbench": dofbench_version(), "python": platform.python_version(), "torch": torch.__version__,
+            "numpy": numpy.__version__, "duckdb": duckdb.__version__, "matplotlib": matplotlib.__version__,
+            "platform": platform.platform(), "cuda": torch.version.cuda if torch.cuda.is_available() else "not available"}
+
+
+def write_report(store: Store, suite: str, out_dir: str | Path) -> dict[str, Path]:
+    """Write report.html and report.md for ``suite`` of ``store`` into out_dir; return their paths."""
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    data = collect(store, suite, out)
+    paths = {"html": out / "report.html", "markdown": out / "report.md"}
+    paths["html"].write_text(render_html(data), encoding="utf-8")
+    paths["markdown"].write_text(render_markdown(data, out), encoding="utf-8")
+    return paths
+
+
+# ------------------------------------------------------------------------------ markdown
+def _settings_lines(data: dict[str, Any]) -> list[tuple[str, str]]:
+    spec, th = data["spec"], data["thresholds"]
+    out = [("description", data["description"])]
+    for key in ("models", "datasets", "methods", "dims", "seeds", "train"):
+        if key in spec:
+            out.append((key, json.dumps(spec[key], ensure_ascii=False)))
+    out += [("threshold", f"metric {th['metric']}, ε ∈ {th['epsilons']}, δ = {th['delta']} "
+                          f"(d* = smallest d with P_s ≥ 1 − δ)"),
+            ("suites file", str(data["source"])), ("last run", str(data["updated_at"])), ("store", data["store"])]
+    return out
+
+
+def render_markdown(data: dict[str, Any], out: Path) -> str:
+    lines = [f"# dofbench report: {data['suite']}", "", f"Generated {data['generated_at']}.", "", "## Suite", ""]
+    lines += [f"- **{k}**: {v}" for k, v in _settings_lines(data)]
+    lines += ["", data["status"].render("markdown"), "", "## Leaderboard", "",
+              "Ranked within each task and ε by d*, ties broken by d*/D, then the width of d*'s interval.", "",
+              data["leaderboard"].render("markdown") if len(data["leaderboard"]) else "_no results_", "",
+              "## Published references", ""]
+    lines += _comparison_md(data)
+    lines += ["", "## Plots", ""]
+    for p in data["plots"]:
+        png = next((x for x in p.paths if x.suffix == ".png"), None)
+        rel = png.relative_to(out).as_posix() if png is not None else ""
+        lines += [f"### {p.kind}: {p.title}", "", f"![{p.kind}]({rel})", ""]
+    missing = [k for k in KINDS if k not in {p.kind for p in data["plots"]}]
+    if missing:
+        lines += [f"_No data for: {', '.join(missing)}._", ""]
+    lines += ["## Environment", "", "Results produced with:", "", data["produced_by"].render("markdown"), "",
+              "Report written with: " + ", ".join(f"{k} {v}" for k, v in data["report_env"].items()), ""]
+    return "\n".join(lines)
+
+
+def _comparison_md(data: dict[str, Any]) -> list[str]:
+    comp = data["comparison"]
+    lines = ["Measured next to published where model, dataset, method and rule match; ratio = measured / published.", ""]
+    lines.append(comp.render("markdown") if len(comp) else "_No result of this suite matches a published reference._")
+    lines += ["", f"<details><summary>{len(data['references'])} published references loaded</summary>", "",
+              data["references"].render("markdown"), "", "</details>"]
+    return lines
+
+
+# ------------------------------------------------------------------------------ html
+_CSS = """
+body{font-family:system-ui,-apple-system,Segoe UI,Helvetica,Arial,sans-serif;max-width:1200px;margin:2em auto;
+padding:0 1em;color:#222;line-height:1.45}
+h1{border-bottom:2px solid #444}h2{margin-top:2em;border-bottom:1px solid #ccc}
+table{border-collapse:collapse;font-size:.85em;margin:.6em 0}th,td{border:1px solid #ccc;padding:3px 7px;text-align:left}
+th{background:#f2f2f2}tr:nth-child(even) td{background:#fafafa}code{background:#f4f4f4;padding:0 3px}
+img{max-width:100%;border:1px solid #eee}dl{display:grid;grid-template-columns:max-content auto;gap:2px 12px}
+dt{font-weight:600}dd{margin:0}.muted{color:#777}
+"""
+
+
+def _html_table(t: Table) -> str:
+    if not len(t):
+        return '<p class="muted">no rows</p>'
+    head = "".join(f"<th>{html.escape(c)}</th>" for c in t.columns)
+    body = "".join("<tr>" + "".join(f"<td>{html.escape(cell_text(v))}</td>" for v in r) + "</tr>" for r in t.rows)
+    return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
+
+
+def _img(p: Plot) -> str:
+    png = next((x for x in p.paths if x.suffix == ".png"), None)
+    if png is None:
+        return ""
+    b64 = base64.b64encode(png.read_bytes()).decode("ascii")
+    return f'<img alt="{html.escape(p.kind)}" src="data:image/png;base64,{b64}">'
+
+
+def render_html(data: dict[str, Any]) -> str:
+    e = html.escape
+    parts = [f"<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'><title>dofbench report: {e(data['suite'])}"
+             f"</title><style>{_CSS}</style></head><body>",
+             f"<h1>dofbench report: {e(data['suite'])}</h1>",
+             f"<p class='muted'>Generated {e(data['generated_at'])}.</p>", "<h2>Suite</h2><dl>"]
+    parts += [f"<dt>{e(k)}</dt><dd><code>{e(v)}</code></dd>" if k not in ("description",) else
+              f"<dt>{e(k)}</dt><dd>{e(v)}</dd>" for k, v in _settings_lines(data)]
+    parts += ["</dl>", _html_table(data["status"]), "<h2>Leaderboard</h2>",
+              "<p>Ranked within each task and ε by d*, ties broken by d*/D, then the width of d*'s interval.</p>",
+              _html_table(data["leaderboard"]), "<h2>Published references</h2>",
+              "<p>Measured next to published where model, dataset, method and rule match; "
+              "ratio = measured / published.</p>"]
+    comp = data["comparison"]
+    parts.append(_html_table(comp) if len(comp) else
+                 "<p class='muted'>No result of this suite matches a published reference.</p>")
+    parts += [f"<details><summary>{len(data['references'])} published references loaded</summary>",
+              _html_table(data["references"]), "</details>", "<h2>Plots</h2>"]
+    for p in data["plots"]:
+        parts += [f"<h3>{e(p.kind)}: {e(p.title)}</h3>", _img(p)]
+    missing = [k for k in KINDS if k not in {p.kind for p in data["plots"]}]
+    if missing:
+        parts.append(f"<p class='muted'>No data for: {e(', '.join(missing))}.</p>")
+    parts += ["<h2>Environment</h2><p>Results produced with:</p>", _html_table(data["produced_by"]),
+              "<p>Report written with:</p><dl>"]
+    parts += [f"<dt>{e(k)}</dt><dd>{e(str(v))}</dd>" for k, v in data["report_env"].items()]
+    parts.append("</dl></body></html>")
+    return "\n".join(parts)
