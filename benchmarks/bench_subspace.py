@@ -150,16 +150,15 @@ BATCH_CASES = (("dense", 8), ("dense", 64), ("dense", 256), ("fastfood", 256), (
 def mlp_trial(seed: int, kind: str, d: int, epochs: int):
     """A random-subspace trial of sections 3 and 4: the MNIST-1D MLP [100, 100] as the quick suite
     trains it (batch 128, a full evaluation every epoch), with projection ``kind``."""
-    from dofbench.config.schemas import ResolvedComponent, TrainConfig, TrialSpec
+    from dofbench.run.resolve import trial_spec
 
-    return TrialSpec(model=ResolvedComponent(name="mlp", params={"hidden": [100, 100]}),
-                     dataset=ResolvedComponent(name="mnist1d", params={}),
-                     method=ResolvedComponent(name="random-subspace", params={"projection": kind}),
-                     d=d, seed=seed, train=TrainConfig(epochs=epochs, batch_size=128))
+    return trial_spec(Host(use_env=False), {"name": "mlp", "params": {"hidden": [100, 100]}}, "mnist1d",
+                      {"name": "random-subspace", "params": {"projection": kind}}, d=d, seed=seed,
+                      train={"epochs": epochs, "batch_size": 128})
 
 
 def bench_batched(device: torch.device, quick: bool) -> None:
-    from dofbench.engine.batched import MAX_GROUP
+    from dofbench.engine.loop import MAX_GROUP
     from dofbench.config.runtime import Runtime
     from dofbench.engine.worker import Worker
 
@@ -190,7 +189,7 @@ def bench_batched(device: torch.device, quick: bool) -> None:
                     t = time.perf_counter()
                     res = worker.run_group(specs)
                     batched.setdefault((kind, d, K), []).append((time.perf_counter() - t) / K)
-                    assert res[0]["method_info"].get("batched") == K, res[0].get("error")
+                    assert res[0].method_info.get("batched") == K, res[0].error
         for kind, d in BATCH_CASES:
             one = statistics.median(looped[(kind, d)])
             limit = min(MAX_GROUP, method.group_limit(method.parse_params({"projection": kind}), 15_210, d,
@@ -229,7 +228,7 @@ def bench_machine(device: torch.device, quick: bool) -> None:
         t = time.perf_counter()
         results = [r for f in [ex.submit(g) for g in groups] for r in f.result()]
         elapsed = time.perf_counter() - t
-        bad = [r.get("error") for r in results if r["status"] != "ok"]
+        bad = [r.error for r in results if r.status != "ok"]
         assert not bad, bad[0]
         return elapsed
 

@@ -24,7 +24,8 @@ def test_point_decider_curtails_and_predicts():
 
 def _spec(d, seed):
     comp = ResolvedComponent(name="x", params={})
-    return TrialSpec(model=comp, dataset=comp, method=comp, d=d, seed=seed, train=TrainConfig())
+    return TrialSpec(model=comp, dataset=comp, method=comp, d=d, seed=seed, train=TrainConfig(),
+                     identity={"model": {}, "dataset": {}, "method": {}})
 
 
 def _bisect(values, dims, seeds, epsilons, confidence=0.95):

@@ -7,8 +7,9 @@ import math
 import pytest
 import torch
 
-from dofbench.engine.batched import DENSE_BATCH_BYTES, MAX_GROUP, NotBatchable, dense_group_limit, train_batched
+from dofbench.engine.loop import DENSE_BATCH_BYTES, MAX_GROUP, NotBatchable, dense_group_limit, train_trials
 from dofbench.run.host import Host
+from dofbench.run.resolve import trial_spec
 from dofbench.run.scheduler import group_trials, task_key
 from dofbench.config.schemas import ResolvedComponent, TrainConfig, TrialSpec
 from dofbench.engine.loop import train_reparam
@@ -17,11 +18,13 @@ from dofbench.engine.worker import Worker
 from dofbench.run.executors import run_group
 
 
+HOST = Host(use_env=False)
+
+
 def spec(seed=0, d=24, method="random-subspace", model="mlp", mparams=None, **params) -> TrialSpec:
-    return TrialSpec(model=ResolvedComponent(name=model, params=mparams or {"hidden": [16]}),
-                     dataset=ResolvedComponent(name="mnist1d", params={"num_samples": 600}),
-                     method=ResolvedComponent(name=method, params=params), d=d, seed=seed,
-                     train=TrainConfig(epochs=2, batch_size=64))
+    return trial_spec(HOST, {"name": model, "params": mparams or {"hidden": [16]}},
+                      {"name": "mnist1d", "params": {"num_samples": 600}}, {"name": method, "params": params},
+                      d=d, seed=seed, train={"epochs": 2, "batch_size": 64})
 
 
 @pytest.fixture
@@ -30,12 +33,12 @@ def worker(tmp_path):
 
 
 def _close(a, b):
-    assert a["status"] == b["status"] and a["steps"] == b["steps"]
-    assert a["metrics"].keys() == b["metrics"].keys()
-    for k in a["metrics"]:
-        assert a["metrics"][k] == pytest.approx(b["metrics"][k], abs=1e-5), k
-    assert len(a["evals"]) == len(b["evals"])
-    for x, y in zip(a["evals"], b["evals"]):
+    assert a.status == b.status and a.steps == b.steps
+    assert a.metrics.keys() == b.metrics.keys()
+    for k in a.metrics:
+        assert a.metrics[k] == pytest.approx(b.metrics[k], abs=1e-5), k
+    assert len(a.evals) == len(b.evals)
+    for x, y in zip(a.evals, b.evals):
         assert x[:3] == y[:3] and x[3] == pytest.approx(y[3], abs=1e-5)
 
 
@@ -48,11 +51,11 @@ def test_batched_seeds_equal_one_at_a_time(worker, method, params):
     looped = [worker.run(s) for s in specs]
     batched = worker.run_group(specs)
     for a, b in zip(looped, batched):
-        assert b["method_info"]["batched"] == 3 and "batched" not in a["method_info"]
-        assert a["trial_id"] == b["trial_id"]
+        assert b.method_info["batched"] == 3 and "batched" not in a.method_info
+        assert a.trial_id == b.trial_id
         _close(a, b)
     # the seeds really differ (each has its own θ0, A and data order)
-    assert len({r["metrics"]["train_loss"] for r in batched}) == 3
+    assert len({r.metrics["train_loss"] for r in batched}) == 3
 
 
 def test_a_diverging_seed_does_not_disturb_the_others(worker):
@@ -63,7 +66,7 @@ def test_a_diverging_seed_does_not_disturb_the_others(worker):
     reps[1].origin = reps[1].origin * float("nan")  # this seed's θ is NaN everywhere
     origin = reps[1].origin
     reps[1].theta = lambda phi, p=reps[1].projection: origin + p(phi)
-    out = train_batched(ctxs, reps)
+    out = train_trials(ctxs, reps)
     assert [o.status for o in out] == ["ok", "diverged", "ok"]
     single = [train_reparam(c, r) for c, r in zip(ctxs, reps)]
     for a, b in zip(single, out):
@@ -76,14 +79,14 @@ def test_incompatible_trials_are_not_batched(worker):
     ctxs = [worker.context(spec(0, d=8)), worker.context(spec(1, d=16))]
     method = worker.host.get("method", "random-subspace")
     with pytest.raises(NotBatchable):
-        train_batched(ctxs, [method.setup(c) for c in ctxs])
+        train_trials(ctxs, [method.setup(c) for c in ctxs])
     full = worker.host.get("method", "full")
     ctxs = [worker.context(spec(s, method="full")) for s in range(2)]
     with pytest.raises(NotBatchable):
-        train_batched(ctxs, [full.setup(c) for c in ctxs])
+        train_trials(ctxs, [full.setup(c) for c in ctxs])
     # the worker falls back to one at a time
     res = worker.run_group([spec(s, method="full") for s in range(2)])
-    assert all(r["status"] == "ok" and "batched" not in r["method_info"] for r in res)
+    assert all(r.status == "ok" and "batched" not in r.method_info for r in res)
 
 
 def test_group_trials_groups_seeds_where_batching_pays():
@@ -111,10 +114,9 @@ def test_group_trials_groups_seeds_where_batching_pays():
 ])
 def test_dense_trials_are_batched_only_while_their_matrix_is_small(projection, d, device, expected):
     host = Host()
-    trials = [TrialSpec(model=ResolvedComponent(name="mlp", params={"hidden": [100, 100]}),
-                        dataset=ResolvedComponent(name="mnist1d", params={}),
-                        method=ResolvedComponent(name="random-subspace", params={"projection": projection}),
-                        d=d, seed=s, train=TrainConfig(epochs=1)) for s in range(5)]
+    trials = [trial_spec(host, {"name": "mlp", "params": {"hidden": [100, 100]}}, "mnist1d",
+                         {"name": "random-subspace", "params": {"projection": projection}}, d=d, seed=s,
+                         train={"epochs": 1}) for s in range(5)]
     sizes = {task_key(trials[0].model, trials[0].dataset): 15_210}
     groups = group_trials(trials, host, sizes, device)
     assert [len(g) for g in groups] == expected
@@ -123,7 +125,7 @@ def test_dense_trials_are_batched_only_while_their_matrix_is_small(projection, d
 
 
 def test_executor_entry_point_runs_groups_batched(tmp_path):
-    specs = [spec(s).model_dump(mode="json") for s in range(2)]
+    specs = [spec(s) for s in range(2)]
     res = run_group(specs, Runtime(device="cpu", cache_dir=str(tmp_path)).as_dict())
-    assert [r["method_info"]["batched"] for r in res] == [2, 2]
-    assert all(r["status"] == "ok" and r["wall_s"] > 0 for r in res)
+    assert [r.method_info["batched"] for r in res] == [2, 2]
+    assert all(r.status == "ok" and r.wall_s > 0 for r in res)

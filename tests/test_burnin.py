@@ -21,10 +21,10 @@ def test_t0_gives_the_random_subspace_trial_result(worker):
     for kind in ("dense", "fastfood"):
         a = worker.run(spec("random-subspace", projection=kind))
         b = worker.run(spec("burn-in-subspace", projection=kind, steps=0))
-        assert a["status"] == b["status"] == "ok"
-        assert a["metrics"] == b["metrics"]
-        assert a["evals"] == b["evals"]
-        assert b["method_info"]["burn_in_steps"] == 0
+        assert a.status == b.status == "ok"
+        assert a.metrics == b.metrics
+        assert a.evals == b.evals
+        assert b.method_info["burn_in_steps"] == 0
     assert "burn-in" not in worker.cache.computed  # nothing to burn in at t = 0
 
 
@@ -32,8 +32,8 @@ def test_burn_in_point_is_computed_once_per_seed_and_t_and_shared_across_d(worke
     for d in (8, 32):
         for kind in ("dense", "fastfood"):
             r = worker.run(spec("burn-in-subspace", d=d, projection=kind, steps=10))
-            assert r["status"] == "ok", r.get("error")
-            assert r["method_info"]["projection"] == kind
+            assert r.status == "ok", r.error
+            assert r.method_info["projection"] == kind
     assert worker.cache.computed.count("burn-in") == 1
     worker.run(spec("burn-in-subspace", seed=1, steps=10))
     worker.run(spec("burn-in-subspace", steps=11))
@@ -47,15 +47,15 @@ def test_burn_in_point_is_computed_once_per_seed_and_t_and_shared_across_d(worke
 def test_released_code_quirk_takes_t_plus_one_steps(worker):
     quirk = worker.run(spec("burn-in-subspace", steps=4, extra_step=True))
     plain = worker.run(spec("burn-in-subspace", steps=5))
-    assert quirk["method_info"]["burn_in_steps"] == 5
-    assert quirk["metrics"] == plain["metrics"]
-    assert quirk["metrics"] != worker.run(spec("burn-in-subspace", steps=4))["metrics"]
+    assert quirk.method_info["burn_in_steps"] == 5
+    assert quirk.metrics == plain.metrics
+    assert quirk.metrics != worker.run(spec("burn-in-subspace", steps=4)).metrics
 
 
 def test_burn_in_lowers_the_loss_the_subspace_starts_from(worker):
     def start_loss(t):
         r = worker.run(spec("burn-in-subspace", steps=t))
-        return next(v for s, split, m, v in r["evals"] if s == 0 and split == "train" and m == "loss")
+        return next(v for s, split, m, v in r.evals if s == 0 and split == "train" and m == "loss")
     l0, l20, l60 = start_loss(0), start_loss(20), start_loss(60)
     assert l60 < l20 < l0
 

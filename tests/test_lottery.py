@@ -58,8 +58,8 @@ def test_lottery_basis_is_orthonormal_nested_and_spans_the_trajectory(worker):
 def test_lottery_subspace_trajectory_is_computed_once_per_seed_and_shared_across_d(worker):
     for d in (4, 16):
         r = worker.run(spec("lottery-subspace", d=d, d_max=16))
-        assert r["status"] == "ok", r.get("error")
-        assert r["d_used"] == d
+        assert r.status == "ok", r.error
+        assert r.d_used == d
     assert worker.cache.computed.count("lottery-basis") == 1
     hits = worker.cache.hits
     worker.run(spec("lottery-subspace", d=8, d_max=16))
@@ -136,10 +136,10 @@ def test_late_rewinding_restores_theta_k_of_the_pretraining(worker):
 
 def test_one_shot_pretraining_is_cached_per_seed_and_shared_across_d_and_methods(worker):
     for d in (20, 80):
-        assert worker.run(spec("lottery-ticket", d=d))["status"] == "ok"
+        assert worker.run(spec("lottery-ticket", d=d)).status == "ok"
     assert worker.cache.computed == ["lottery-pretrain"]
     hits = worker.cache.hits
-    assert worker.run(spec("magnitude-pruning", d=30))["status"] == "ok"  # same pre-training
+    assert worker.run(spec("magnitude-pruning", d=30)).status == "ok"  # same pre-training
     assert worker.cache.computed == ["lottery-pretrain"] and worker.cache.hits == hits + 1
     worker.run(spec("lottery-ticket", d=20, seed=1))
     assert worker.cache.computed == ["lottery-pretrain"] * 2
@@ -199,10 +199,10 @@ def test_imp_layerwise_prunes_every_tensor_alike(worker):
 
 def test_imp_rounds_are_cached_so_a_longer_sweep_reuses_shorter_ones(worker):
     base = dict(prune_fraction=0.5)
-    assert worker.run(spec("lottery-ticket-imp", d=200, **base))["status"] == "ok"
+    assert worker.run(spec("lottery-ticket-imp", d=200, **base)).status == "ok"
     first = worker.cache.computed.count("lottery-imp-round")
     assert first >= 1
-    assert worker.run(spec("lottery-ticket-imp", d=40, **base))["status"] == "ok"
+    assert worker.run(spec("lottery-ticket-imp", d=40, **base)).status == "ok"
     more = worker.cache.computed.count("lottery-imp-round") - first
     ctx = worker.context(spec("lottery-ticket-imp", d=40, **base))
     rounds_200 = len(L.imp_targets(ctx.D, 200, ctx.params)) - 2
@@ -211,7 +211,7 @@ def test_imp_rounds_are_cached_so_a_longer_sweep_reuses_shorter_ones(worker):
     # an interrupted sweep: a fresh process finds every finished round on disk
     fresh = Worker(Runtime(device="cpu", cache_dir=str(worker.cache.root)), Host(use_env=False))
     again = fresh.run(spec("lottery-ticket-imp", d=30, **base))
-    assert again["status"] == "ok"
+    assert again.status == "ok"
     rounds_30 = len(L.imp_targets(ctx.D, 30, ctx.params)) - 2
     assert fresh.cache.computed.count("lottery-imp-round") == rounds_30 - rounds_40
     assert "lottery-pretrain" not in fresh.cache.computed

@@ -10,7 +10,7 @@ from dofbench.engine.data import DataBundle, DatasetInfo
 from dofbench.errors import DofbenchError
 from dofbench.engine.flat import FlatNet, count_params
 from dofbench.run.host import Host
-from dofbench.engine.loop import evaluate
+from dofbench.engine.evaluate import evaluate
 from helpers import invoke
 
 MNIST = DatasetInfo((1, 28, 28), 10, 100, 10, "test")

@@ -12,7 +12,7 @@ import pytest
 from dofbench.report import plots
 from dofbench.errors import DofbenchError
 from dofbench.results.store import Store
-from helpers import invoke
+from helpers import invoke, synthetic_result
 
 SUITE = "synth"
 D = 5000
@@ -23,13 +23,7 @@ BURNIN_STEPS = [0, 16]
 
 
 def _result(tid: str, method: str, params: dict, d: int, seed: int, acc: float | None, status: str = "ok",
-            model_params: dict | None = None) -> dict:
-    changed = {k: v for k, v in params.items() if k == "steps"}
-    spec = {"model": {"name": "mlp", "params": model_params or {"hidden": [32]}},
-            "dataset": {"name": "mnist1d", "params": {}},
-            "method": {"name": method, "params": params}, "d": d, "seed": seed, "train": {"epochs": 3},
-            "identity": {"method": changed}}
-    curve = [0.1, None, None]
+            model_params: dict | None = None, tag: str = ""):
     evals = []
     if acc is not None:
         curve = [0.1, 0.1 + (acc - 0.1) * 0.6, acc]
@@ -37,9 +31,10 @@ def _result(tid: str, method: str, params: dict, d: int, seed: int, acc: float |
             evals += [(step, "train", "acc", v), (step, "test", "acc", v - 0.05), (step, "train", "loss", 2.3 * (1 - v))]
     metrics = {} if acc is None else {"train_acc": acc, "best_train_acc": acc, "test_acc": acc - 0.05,
                                       "best_test_acc": acc - 0.05, "train_loss": 2.3 * (1 - acc)}
-    return {"trial_id": tid, "spec": spec, "status": status, "metrics": metrics, "evals": evals,
-            "total_params": D, "d_used": d, "steps": 20, "wall_s": 0.1, "device": "cpu",
-            "versions": {"dofbench": "test", "torch": "x"}}
+    return synthetic_result(method, d, seed, acc, status=status, params=params,
+                            identity={k: v for k, v in params.items() if k == "steps"},
+                            model_params=model_params or {"hidden": [32]}, D=D, tag=tag, evals=evals,
+                            metrics=metrics, dataset="mnist1d", train={"epochs": 3})
 
 
 def synthetic_acc(method: str, d: int, seed: int, steps: int = 0) -> float:
@@ -60,7 +55,7 @@ def make_store(path, burnin: bool = True) -> Store:
         nonlocal i
         r = _result(f"t{i:03d}", *args, **kw)
         store.write_result(r, SUITE)
-        ids.append(r["trial_id"])
+        ids.append(r.trial_id)
         i += 1
 
     for d in DIMS:
@@ -188,7 +183,7 @@ def test_nothing_to_plot_and_bad_kind(tmp_path):
     store = Store(tmp_path / "s.duckdb")
     r = _result("x", "random-subspace", {}, 4, 0, 0.5)
     store.write_result(r, "only")
-    store.register_suite("only", "", {}, "t", ["x"], "best_train_acc", [0.3], 0.1, True)
+    store.register_suite("only", "", {}, "t", [r.trial_id], "best_train_acc", [0.3], 0.1, True)
     with store.read() as con:
         with pytest.raises(plots.NothingToPlot, match="burn-in-subspace"):
             plots.plot(con, "burnin", "only")

@@ -13,6 +13,7 @@ from dofbench.config.schemas import ResolvedComponent, TrainConfig, TrialSpec
 from dofbench.config.runtime import Runtime
 from dofbench.engine.worker import Worker
 from dofbench.run.host import Host
+from dofbench.run.resolve import trial_spec
 
 KINDS = ["dense", "orthonormal", "sparse", "fastfood"]
 
@@ -119,10 +120,10 @@ def test_stacked_projections_apply_like_each_one(kind):
 
 
 def _spec(seed: int, kind: str) -> TrialSpec:
-    return TrialSpec(model=ResolvedComponent(name="mlp", params={"hidden": [32]}),
-                     dataset=ResolvedComponent(name="mnist1d", params={"num_samples": 600}),
-                     method=ResolvedComponent(name="random-subspace", params={"projection": kind}),
-                     d=64, seed=seed, train=TrainConfig(epochs=8, batch_size=64))
+    return trial_spec(Host(use_env=False), {"name": "mlp", "params": {"hidden": [32]}},
+                      {"name": "mnist1d", "params": {"num_samples": 600}},
+                      {"name": "random-subspace", "params": {"projection": kind}}, d=64, seed=seed,
+                      train={"epochs": 8, "batch_size": 64})
 
 
 def test_dense_sparse_and_fastfood_are_statistically_indistinguishable_on_mnist1d(tmp_path):
@@ -132,8 +133,8 @@ def test_dense_sparse_and_fastfood_are_statistically_indistinguishable_on_mnist1
     acc = {}
     for kind in ("dense", "sparse", "fastfood"):
         res = worker.run_group([_spec(s, kind) for s in range(8)])
-        assert all(r["status"] == "ok" and r["method_info"]["projection"] == kind for r in res)
-        acc[kind] = torch.tensor([r["metrics"]["best_train_acc"] for r in res], dtype=torch.float64)
+        assert all(r.status == "ok" and r.method_info["projection"] == kind for r in res)
+        acc[kind] = torch.tensor([r.metrics["best_train_acc"] for r in res], dtype=torch.float64)
     for kind, a in acc.items():
         assert a.mean() > 0.2, (kind, a)  # chance is 0.1: they train
     for x, y in (("dense", "sparse"), ("dense", "fastfood"), ("sparse", "fastfood")):

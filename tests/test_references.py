@@ -151,10 +151,10 @@ def test_measured_next_to_published_with_ratio(tmp_path, monkeypatch):
 def _write(store, rows, suite, delta):
     ids = []
     for i, (method, d, seed, acc, D) in enumerate(rows):
-        r = _result(f"{suite}{i}", method, {}, d, seed, acc)
-        r["total_params"] = D
+        r = _result(f"{suite}{i}", method, {}, d, seed, acc, tag=suite)
+        r.total_params = D
         store.write_result(r, suite)
-        ids.append(r["trial_id"])
+        ids.append(r.trial_id)
     store.register_suite(suite, "", {}, "t", ids, "best_train_acc", [0.5], delta, True)
 
 

@@ -109,3 +109,24 @@ def test_where_the_data_live_is_not_part_of_the_trial_id():
     assert ids[0] == ids[1] == ids[2]
     other = [t.trial_id for t in resolve_text(text.replace("ROOT", '{ subsample = 200 }')).trials]
     assert not set(other) & set(ids[0])
+
+
+def test_a_trial_spec_needs_its_identity_and_trial_spec_resolves_it_as_a_suite_does():
+    import pydantic
+
+    from dofbench.config.schemas import ResolvedComponent, TrainConfig, TrialSpec
+    from dofbench.run.resolve import trial_spec
+
+    comp = ResolvedComponent(name="mlp", params={"hidden": [16]})
+    with pytest.raises(pydantic.ValidationError, match="identity"):
+        TrialSpec(model=comp, dataset=comp, method=comp, d=2, seed=0, train=TrainConfig())
+    suite = {(t.d, t.seed): t for t in resolve_text(TINY_SUITE).trials}
+    host = Host(use_env=False)
+    one = trial_spec(host, {"name": "mlp", "params": {"hidden": [16]}},
+                     {"name": "mnist1d", "params": {"num_samples": 600}},
+                     {"name": "random-subspace", "params": {"lr": 0.05}},  # an explicit default: not hashed
+                     d=64, seed=1, train={"epochs": 2, "batch_size": 64})
+    assert one.trial_id == suite[(64, 1)].trial_id == PINNED[(64, 1)]
+    assert one.init_key() == suite[(64, 1)].init_key()
+    with pytest.raises(DofbenchError, match=r"method.params.lr: Input should be greater than 0"):
+        trial_spec(host, "mlp", "mnist1d", {"name": "random-subspace", "params": {"lr": -1}}, d=2)

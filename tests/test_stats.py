@@ -6,6 +6,7 @@ import pytest
 
 from dofbench.results.stats import clopper_pearson_interval, d_int90, d_star_interval, wilson_interval, z_value
 from dofbench.results.store import Store
+from helpers import synthetic_result
 
 
 def test_wilson_and_clopper_pearson_known_values():
@@ -37,10 +38,7 @@ def test_d_star_interval_and_d_int90():
 
 
 def _result(tid, method, d, seed, acc, D=1000):
-    spec = {"model": {"name": "mlp", "params": {}}, "dataset": {"name": "data", "params": {}},
-            "method": {"name": method, "params": {}}, "d": d, "seed": seed, "train": {}, "identity": {}}
-    return {"trial_id": tid, "spec": spec, "status": "ok", "metrics": {"train_acc": acc}, "evals": [],
-            "total_params": D, "d_used": d, "steps": 10, "wall_s": 0.1, "device": "cpu"}
+    return synthetic_result(method, d, seed, acc, D=D, metrics={"train_acc": acc}, evals=[])
 
 
 def test_store_views_match_the_python_reference(db):
@@ -54,11 +52,11 @@ def test_store_views_match_the_python_reference(db):
         for s, a in enumerate(vals):
             r = _result(f"t{d}-{s}", "sub", d, s, a)
             store.write_result(r, "s")
-            ids.append(r["trial_id"])
+            ids.append(r.trial_id)
     for s, a in enumerate([0.96, 0.98]):  # the full-training baseline: mean 0.97
         r = _result(f"full-{s}", "full", 1000, s, a)
         store.write_result(r, "s")
-        ids.append(r["trial_id"])
+        ids.append(r.trial_id)
     store.register_suite("s", "", {}, "test", ids, "train_acc", [0.5], 0.1, True)
     for conf in (0.95, 0.8):
         record_statistics(store, "s", SearchConfig(confidence=conf))

@@ -5,14 +5,11 @@ import pytest
 
 from dofbench.errors import DofbenchError
 from dofbench.results.store import MIGRATIONS, Store, migrate, schema_version
+from helpers import synthetic_result
 
 
 def fake_result(tid, d, seed, acc, status="ok", method="m", D=1000):
-    spec = {"model": {"name": "mlp", "params": {}}, "dataset": {"name": "data", "params": {}},
-            "method": {"name": method, "params": {}}, "d": d, "seed": seed, "train": {}, "identity": {}}
-    metrics = {} if acc is None else {"train_acc": acc, "best_train_acc": acc, "train_loss": 1 - acc}
-    return {"trial_id": tid, "spec": spec, "status": status, "metrics": metrics, "evals": [(0, "train", "acc", 0.1)],
-            "total_params": D, "d_used": d, "steps": 10, "wall_s": 0.1, "device": "cpu"}
+    return synthetic_result(method, d, seed, acc, status=status, D=D)
 
 
 def fill(store, rows, delta=0.25, epsilons=(0.5, 0.9)):
@@ -20,7 +17,7 @@ def fill(store, rows, delta=0.25, epsilons=(0.5, 0.9)):
     for i, (d, seed, acc, *rest) in enumerate(rows):
         r = fake_result(f"t{i}", d, seed, acc, *rest)
         store.write_result(r, "s")
-        ids.append(r["trial_id"])
+        ids.append(r.trial_id)
     store.register_suite("s", "", {}, "test", ids, "train_acc", list(epsilons), delta, True)
 
 
@@ -68,7 +65,7 @@ def test_leaderboard_ranks_methods_within_a_task(db):
     for i, (m, d, acc) in enumerate([("a", 10, 0.9), ("a", 20, 0.9), ("b", 10, 0.1), ("b", 20, 0.9), ("c", 10, 0.1), ("c", 20, 0.1)]):
         r = fake_result(f"r{i}", d, 0, acc, method=m)
         store.write_result(r, "s")
-        ids.append(r["trial_id"])
+        ids.append(r.trial_id)
     store.register_suite("s", "", {}, "t", ids, "train_acc", [0.5], 0.1, True)
     got = store.query("select method, d_star, rank from leaderboard order by rank, method")[1]
     assert got == [("a", 10, 1), ("b", 20, 2), ("c", None, 3)]
@@ -108,14 +105,13 @@ def test_a_trial_stored_before_a_component_gained_a_parameter_stays_in_its_group
     """Same trial id (only non-default params are hashed), older params JSON: the suite's own
     resolution decides the group, so old and new trials form one (d, ε) cell."""
     store = Store(db)
-    old = fake_result("old", 10, 0, 0.9)
-    old["spec"]["method"]["params"] = {"lr": 0.05}  # written by a version without `projection`
-    new = fake_result("new", 10, 1, 0.9)
-    new["spec"]["method"]["params"] = {"lr": 0.05, "projection": "dense"}
+    old = synthetic_result("m", 10, 0, 0.9, params={"lr": 0.05})  # written by a version without `projection`
+    new = synthetic_result("m", 10, 1, 0.9, params={"lr": 0.05, "projection": "dense"})
     for r in (old, new):
         store.write_result(r, "s")
-    specs = {"old": new["spec"], "new": new["spec"]}  # the suite resolves both with today's params
-    store.register_suite("s", "", {}, "t", ["old", "new"], "train_acc", [0.5], 0.1, True, specs=specs)
+    today = new.spec.model_dump(mode="json")  # the suite resolves both with today's params
+    specs = {old.trial_id: today, new.trial_id: today}
+    store.register_suite("s", "", {}, "t", [old.trial_id, new.trial_id], "train_acc", [0.5], 0.1, True, specs=specs)
     assert store.query("select d, n, p_success, params from success")[1] == [(10, 2, 1.0, '{"lr":0.05,"projection":"dense"}')]
     assert store.query("select d_star, n_seeds from leaderboard")[1] == [(10, 2)]
-    assert store.query("select params from trials where trial_id = 'old'")[1] == [('{"lr":0.05}',)]  # stored row unchanged
+    assert store.query("select params from trials where trial_id = ?", [old.trial_id])[1] == [('{"lr":0.05}',)]  # stored row unchanged

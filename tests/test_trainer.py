@@ -83,7 +83,7 @@ def test_stacked_forward_equals_vmapped_forward_with_gradients(module, shape, pl
 def test_stacked_evaluation_equals_one_network_at_a_time():
     from dofbench.engine.data import DataBundle, DatasetInfo
     from dofbench.plugin.components import FunctionMetric
-    from dofbench.engine.loop import evaluate, evaluate_stacked
+    from dofbench.engine.evaluate import evaluate, evaluate_stacked
 
     torch.manual_seed(0)
     flat = FlatNet(torch.nn.Sequential(torch.nn.Linear(6, 8), torch.nn.ReLU(), torch.nn.Linear(8, 3)))
@@ -109,7 +109,7 @@ def test_stacked_evaluation_equals_one_network_at_a_time():
 @pytest.mark.parametrize("loss_fn", [torch.nn.functional.cross_entropy,
                                      lambda o, t: ((o.softmax(-1) - torch.nn.functional.one_hot(t, 3)) ** 2).mean()])
 def test_stacked_loss_is_each_networks_loss(loss_fn):
-    from dofbench.engine.loop import stacked_loss
+    from dofbench.engine.evaluate import stacked_loss
 
     torch.manual_seed(0)
     outputs, targets = torch.randn(4, 9, 3), torch.randint(0, 3, (4, 9))

@@ -129,8 +129,9 @@ class ResolvedComponent(Strict):
 class TrialSpec(Strict):
     """The "what" of one trial, fully resolved (component params include their defaults).
 
-    Its id hashes only the parameters that differ from their defaults, so adding a new parameter
-    with a default keeps every stored trial reachable.
+    Its id hashes only the parameters that differ from their defaults (``identity``, which the
+    resolver fills: :func:`dofbench.run.resolve.trial_spec` for a single trial), so adding a new
+    parameter with a default keeps every stored trial reachable.
     """
 
     model: ResolvedComponent
@@ -139,17 +140,23 @@ class TrialSpec(Strict):
     d: int
     seed: int
     train: TrainConfig
-    # parameters that differ from their defaults, per component (the hashed view)
-    identity: dict[str, Any] = Field(default_factory=dict, repr=False)
+    identity: dict[str, dict[str, Any]] = Field(repr=False, description=(
+        "Per component (model, dataset, method): the parameters that differ from their defaults "
+        "and say what the trial is (not where or how): what the trial id hashes."))
+
+    @field_validator("identity")
+    @classmethod
+    def _identity_keys(cls, v: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:
+        if set(v) != {"model", "dataset", "method"}:
+            raise ValueError(f"identity needs exactly the keys model, dataset, method (got {sorted(v)})")
+        return v
 
     @property
     def trial_id(self) -> str:
         return content_hash(self.identity_payload())
 
     def identity_payload(self) -> dict[str, Any]:
-        ident = self.identity or {
-            "model": self.model.params, "dataset": self.dataset.params, "method": self.method.params,
-        }
+        ident = self.identity
         return {
             "v": 1,
             "model": [self.model.name, ident["model"]],

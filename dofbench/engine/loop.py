@@ -1,15 +1,26 @@
-"""The shared trainer: every reparametrisation θ = g(φ) is trained by the same loop.
+"""The training loop: every reparametrisation θ = g(φ), and full-space training, runs through
+:func:`train_stack`.
 
-A step is: take a minibatch by index, θ = g(φ) (one tensor op for the built-in methods), one
-``functional_call`` of the network at θ, backprop to φ, one optimizer step on φ. The full train
-and test sets are evaluated at step 0, every ``eval_every_epochs`` epochs and at the end; final and
-best values of every metric are kept. A non-finite loss ends the trial as 'diverged'.
+A step is: take each seed's minibatch by index, θ = g(φ) (one tensor op for the built-in
+methods), one forward of the network at θ, backprop to φ, one optimizer step on φ. K seeds of the
+same (model, dataset, method, d) are trained as one stack (φ is K × d): the network runs for all
+of them at once (:meth:`FlatNet.stacked_forward`), affine reparametrisations apply their stacked
+projections in one call (:meth:`Projection.apply_stacked`), and they are evaluated together. A
+single trial is K = 1: the same step on a stack of one, with the network called on its own θ.
+
+Seeds are independent: the summed loss of the stack has per-seed gradients, every optimizer here
+is elementwise, and a seed that diverges is recorded as diverged at that step while the others go
+on. So a trial trained in a stack agrees with the same trial trained alone to float tolerance.
+
+Trials (:func:`train_trials`) are evaluated on the full train and test sets at step 0, every
+``eval_every_epochs`` epochs and at the end; final and best values of every metric are kept. The
+full-space training of burn-in, pre-training and trajectories (:func:`train_full`) is the same
+loop with θ itself as φ, momentum SGD, no evaluations and an optional L2 term.
 """
 
 from __future__ import annotations
 
 import math
-import time
 from typing import Callable
 
 import torch
@@ -18,12 +29,45 @@ import torch.nn.functional as F
 from dofbench.config.identity import derive_seed
 from dofbench.config.schemas import TrainConfig
 from dofbench.engine.data import DataBundle
+from dofbench.engine.evaluate import evaluate_stacked, stacked_loss, summarize
 from dofbench.engine.flat import FlatNet
 from dofbench.engine.optim import make_optimizer
-from dofbench.engine.reparam import MethodContext, Reparam, TrainOutcome
+from dofbench.engine.projections import dense_bytes, stack_projections
+from dofbench.engine.reparam import AffineReparam, MethodContext, Reparam, TrainOutcome
 from dofbench.errors import DivergedError
 
+MAX_GROUP = 16
+"""The largest number of seeds the scheduler puts in one stack."""
 
+DIVERGENCE_CHECK_EVERY = 25
+"""Steps between checks of the training loss for non-finite values. Reading the loss back from
+the device (``torch.isfinite(...).tolist()``) makes the host wait for the step to finish — on a
+GPU that stalls the queue of kernels every step. Checking every 25 steps loses nothing: a
+non-finite loss gives non-finite gradients, which the optimizer writes into φ, so every later
+loss is non-finite too and the next check (or evaluation, or the last step, all checked as well)
+catches it. Full-space training (:func:`train_full`) checks every step: it raises at once."""
+
+DENSE_BATCH_BYTES = 8 * 1024**2
+"""On CPU, trials with a dense projection are stacked only while their D×d matrix is at most this
+big. A step streams every seed's matrix twice (A φ and Aᵀ g), which seeds trained together cannot
+share; beyond a few MiB per seed that traffic dominates the step and stacking no longer pays much
+(measured with ``python -m perf subspace``, table 3, MNIST-1D MLP at K = 8: 1.5–1.6× at 3.9 MB per
+seed, 1.0–1.3× at 15.6 MB, where a trial alone keeps its matrix in cache), so such trials run one
+at a time and spread over the workers instead."""
+
+
+def dense_group_limit(D: int, d: int, device: str) -> int:
+    """How many seeds with a dense D×d projection each it pays to train together on ``device``
+    ('cpu' or 'cuda'): :data:`MAX_GROUP` while the matrix is at most :data:`DENSE_BATCH_BYTES`
+    or on a GPU, else 1 (one at a time)."""
+    return MAX_GROUP if device != "cpu" or dense_bytes(D, d) <= DENSE_BATCH_BYTES else 1
+
+
+class NotBatchable(ValueError):
+    """The trials cannot share a step (different shapes, optimizers or schedules)."""
+
+
+# ------------------------------------------------------------------------------------ plans
 def batch_order(n: int, batch_size: int, steps: int, generator: torch.Generator) -> list[torch.Tensor]:
     """Index batches for ``steps`` steps: a fresh permutation per epoch, last partial batch kept."""
     out: list[torch.Tensor] = []
@@ -35,103 +79,6 @@ def batch_order(n: int, batch_size: int, steps: int, generator: torch.Generator)
 
 def steps_per_epoch(n: int, batch_size: int) -> int:
     return math.ceil(n / batch_size)
-
-
-@torch.no_grad()
-def evaluate(net: FlatNet, theta: torch.Tensor, data: DataBundle, metrics: list,
-             loss_fn: Callable, batch_size: int = 4096) -> dict[str, float]:
-    """Every metric on the full train and test sets: {'train_loss': ..., 'test_acc': ...}.
-    Runs the network in eval mode (BatchNorm uses its running statistics and leaves them as they
-    are) and restores the previous mode afterwards."""
-    return _evaluate(net, lambda x: net.forward(theta, x)[None], 1, data, metrics, loss_fn, batch_size)[0]
-
-
-def evaluate_stacked(net: FlatNet, thetas: torch.Tensor, data: DataBundle, metrics: list,
-                     loss_fn: Callable, batch_size: int = 4096) -> list[dict[str, float]]:
-    """:func:`evaluate` for K parameter vectors ``thetas`` (K×D) at once: one stacked forward
-    (:meth:`FlatNet.stacked_forward`) per chunk instead of K, as the batched trainer needs."""
-    k = len(thetas)
-    rows = max(1, batch_size // k)  # a chunk holds as many activations as one network's would
-    return _evaluate(net, lambda x: net.stacked_forward(thetas, x.expand(k, *x.shape)), k, data, metrics,
-                     loss_fn, rows)
-
-
-def _evaluate(net: FlatNet, forward: Callable[[torch.Tensor], torch.Tensor], k: int, data: DataBundle,
-              metrics: list, loss_fn: Callable, batch_size: int) -> list[dict[str, float]]:
-    """``forward(x)`` returns the k networks' outputs stacked (k × batch × …)."""
-    was_training = net.training
-    net.train(False)
-    try:
-        with torch.no_grad():
-            return _evaluate_splits(forward, k, data, metrics, loss_fn, batch_size)
-    finally:
-        net.train(was_training)
-
-
-def _evaluate_splits(forward: Callable[[torch.Tensor], torch.Tensor], k: int, data: DataBundle,
-                     metrics: list, loss_fn: Callable, batch_size: int) -> list[dict[str, float]]:
-    out: list[dict[str, float]] = [{} for _ in range(k)]
-    for split in ("train", "test"):
-        x, y = data.split(split)
-        n = len(y)
-        if n == 0:
-            continue
-        sums = {m.name: torch.zeros(k, dtype=torch.float64) for m in metrics}
-        for i in range(0, n, batch_size):
-            xb, yb = x[i:i + batch_size], y[i:i + batch_size]
-            outputs = forward(xb)
-            for m in metrics:
-                sums[m.name] += _metric_sums(m, outputs, yb, loss_fn).detach().double().cpu()
-        for name, s in sums.items():
-            for j, v in enumerate((s / n).tolist()):
-                out[j][f"{split}_{name}"] = v
-    return out
-
-
-def _metric_sums(m, outputs: torch.Tensor, yb: torch.Tensor, loss_fn: Callable) -> torch.Tensor:
-    """Metric ``m`` summed over the batch, for each of the k stacked networks' ``outputs``: (k,).
-    Several networks are evaluated in one call (:meth:`Metric.stacked_sum`; the loss directly
-    when it is the default cross-entropy); a metric that cannot be batched is looped over."""
-    def one(o: torch.Tensor) -> torch.Tensor:
-        return loss_fn(o, yb) * len(yb) if m.name == "loss" else m.batch_sum(o, yb)
-
-    if len(outputs) > 1:
-        try:
-            if m.name == "loss":
-                return stacked_loss(loss_fn, outputs, yb, shared_targets=True) * len(yb)
-            return m.stacked_sum(outputs, yb)
-        except Exception:  # e.g. a metric that leaves torch (.item(), numpy): one call per network
-            pass
-    return torch.stack([torch.as_tensor(one(o)) for o in outputs])
-
-
-def stacked_loss(loss_fn: Callable, outputs: torch.Tensor, targets: torch.Tensor, *,
-                 shared_targets: bool = False) -> torch.Tensor:
-    """``loss_fn(outputs[k], targets[k])`` for each of K networks at once: (K,). ``targets`` has
-    a leading K axis unless ``shared_targets``. The default cross-entropy is one call on the
-    K·batch rows; any other loss is vmapped."""
-    k = outputs.shape[0]
-    if loss_fn is F.cross_entropy:
-        t = targets.expand(k, *targets.shape) if shared_targets else targets
-        return F.cross_entropy(outputs.flatten(0, 1), t.flatten(0, 1), reduction="none").view(k, -1).mean(1)
-    return torch.func.vmap(loss_fn, in_dims=(0, None if shared_targets else 0))(outputs, targets)
-
-
-def summarize(evals: list[tuple[int, str, str, float]], metrics: list) -> dict[str, float]:
-    """Final and best values per split and metric (best over evaluations after step 0)."""
-    higher = {m.name: m.higher_is_better for m in metrics}
-    final: dict[str, float] = {}
-    best: dict[str, float] = {}
-    for step, split, metric, value in evals:
-        key = f"{split}_{metric}"
-        final[key] = value
-        if step == 0 or not math.isfinite(value):
-            continue
-        better = max if higher.get(metric, True) else min
-        best[key] = better(best[key], value) if key in best else value
-    out = dict(final)
-    out.update({f"best_{k}": v for k, v in best.items()})
-    return out
 
 
 def step_plan(cfg: TrainConfig, n: int) -> tuple[int, int]:
@@ -151,48 +98,148 @@ def trial_batches(ctx: MethodContext, total: int) -> list[torch.Tensor]:
     return batch_order(len(ctx.data.y_train), ctx.train.batch_size, total, gen)
 
 
-def train_reparam(ctx: MethodContext, rep: Reparam) -> TrainOutcome:
-    """Train φ of ``rep`` with the shared loop and return the outcome."""
-    cfg = ctx.train
-    data, net = ctx.data, ctx.net
-    total, eval_every = step_plan(cfg, len(data.y_train))
-    batches = trial_batches(ctx, total)
-    loss_fn = ctx.loss_fn()
+# ------------------------------------------------------------------------------------ the loop
+def _theta_map(reps: list[Reparam], device: torch.device) -> Callable[[torch.Tensor], torch.Tensor]:
+    """φ (K × d) ↦ θ (K × D). Affine reparametrisations of several seeds apply their stacked
+    projections in one call; anything else (and a stack of one) calls each seed's own map."""
+    if len(reps) > 1 and all(isinstance(r, AffineReparam) and r.projection is not None for r in reps):
+        try:
+            cls, static, tensors = stack_projections([r.projection for r in reps])
+        except ValueError as exc:
+            raise NotBatchable(str(exc)) from None
+        tensors = {k: v.to(device) for k, v in tensors.items()}
+        origins = torch.stack([r.origin.to(device) for r in reps])
+        return lambda phi: origins + cls.apply_stacked(tensors, phi, **static)
+    return lambda phi: torch.stack([r.theta(phi[k]) for k, r in enumerate(reps)])
 
-    net.reset_buffers()  # BatchNorm running statistics start afresh for every trial
-    net.train()  # steps in train mode; evaluate() switches to eval mode and back
-    phi = rep.phi0.detach().clone().to(ctx.device).requires_grad_(True)
-    opt = make_optimizer(rep.optimizer, [phi], rep.lr, **rep.optimizer_kwargs)
-    evals: list[tuple[int, str, str, float]] = []
 
-    def record(step: int) -> None:
-        theta = rep.theta(phi.detach())
-        for key, value in evaluate(net, theta, data, ctx.metrics, loss_fn, cfg.eval_batch_size).items():
-            split, metric = key.split("_", 1)
-            evals.append((step, split, metric, value))
+def _stack_losses(net: FlatNet, thetas: torch.Tensor, xb: torch.Tensor, yb: torch.Tensor,
+                  loss_fn: Callable) -> torch.Tensor:
+    """Each seed's training loss on its own minibatch: (K,)."""
+    if len(thetas) == 1:
+        return loss_fn(net.forward(thetas[0], xb[0]), yb[0]).reshape(1)
+    return stacked_loss(loss_fn, net.stacked_forward(thetas, xb), yb)
 
-    def outcome(status: str, steps: int, error: str | None = None) -> TrainOutcome:
-        return TrainOutcome(status, summarize(evals, ctx.metrics), evals, steps, rep.d, rep.info, error)
 
-    record(0)
+def train_stack(net: FlatNet, reps: list[Reparam], data: DataBundle, orders: list[list[torch.Tensor]], *,
+                loss_fn: Callable, device: torch.device, metrics: list = (), eval_every: int | None = None,
+                eval_batch_size: int = 4096, check_every: int = DIVERGENCE_CHECK_EVERY,
+                penalty: Callable[[torch.Tensor], torch.Tensor] | None = None,
+                on_step: Callable[[int, torch.Tensor], None] | None = None) -> list[TrainOutcome]:
+    """Train K = len(reps) seeds together, seed k on the minibatches ``orders[k]`` (one per
+    step), and return one :class:`TrainOutcome` per seed. The reparametrisations share their
+    optimizer, learning rate (schedule) and d.
+
+    ``metrics`` are evaluated at step 0, every ``eval_every`` steps and at the last step (none
+    without ``eval_every``); ``penalty(θ)`` adds a per-seed term (K,) to the training loss;
+    ``on_step(step, φ)`` is called after every optimizer step. A seed whose training loss (checked
+    every ``check_every`` steps) or evaluation is non-finite stops there as 'diverged'."""
+    K = len(reps)
+    r0 = reps[0]
+    total = len(orders[0])
+    thetas_of = _theta_map(reps, device)
+    phi = torch.stack([r.phi0.detach().to(device) for r in reps]).requires_grad_(True)
+    opt = make_optimizer(r0.optimizer, [phi], r0.lr, **r0.optimizer_kwargs)
+    evals: list[list[tuple[int, str, str, float]]] = [[] for _ in range(K)]
+    done: list[TrainOutcome | None] = [None] * K
+
+    def record(ks: list[int], step: int) -> list[bool]:
+        """Evaluate seeds ``ks`` together; whether each stayed finite."""
+        with torch.no_grad():
+            thetas = torch.stack([reps[k].theta(phi.detach()[k]) for k in ks])
+        outs = evaluate_stacked(net, thetas, data, metrics, loss_fn, eval_batch_size)
+        for k, out in zip(ks, outs):
+            evals[k].extend((step, *key.split("_", 1), value) for key, value in out.items())
+        return [all(math.isfinite(v) for v in out.values()) for out in outs]
+
+    def finish(k: int, status: str, step: int, error: str | None = None) -> None:
+        done[k] = TrainOutcome(status, summarize(evals[k], metrics), evals[k], step, reps[k].d,
+                               reps[k].info, error, phi=phi.detach()[k].clone())
+
+    net.train()  # steps in train mode; evaluations switch to eval mode and back
+    if eval_every:
+        record(list(range(K)), 0)
     step = 0
-    for step, idx in enumerate(batches, start=1):
-        if rep.lr_schedule is not None:
+    for step in range(1, total + 1):
+        if r0.lr_schedule is not None:
             for group in opt.param_groups:
-                group["lr"] = rep.lr_schedule(step - 1)
-        idx = idx.to(ctx.device)
-        out = net.forward(rep.theta(phi), data.x_train[idx])
-        loss = loss_fn(out, data.y_train[idx])
+                group["lr"] = r0.lr_schedule(step - 1)
+        idx = torch.stack([o[step - 1] for o in orders]).to(device)
+        rows = idx.flatten()  # index_select: several times faster than x[idx] for a (K, batch) idx
+        xb = data.x_train.index_select(0, rows).view(*idx.shape, *data.x_train.shape[1:])
+        yb = data.y_train.index_select(0, rows).view(*idx.shape, *data.y_train.shape[1:])
+        thetas = thetas_of(phi)
+        losses = _stack_losses(net, thetas, xb, yb, loss_fn)
+        if penalty is not None:
+            losses = losses + penalty(thetas)
         opt.zero_grad(set_to_none=True)
-        loss.backward()
+        losses.sum().backward()
         opt.step()
-        if step % 25 == 0 and not torch.isfinite(loss):
-            return outcome("diverged", step, f"non-finite training loss at step {step}")
-        if step % eval_every == 0 or step == total:
-            record(step)
-            if not all(math.isfinite(v) for s, _, _, v in evals if s == step):
-                return outcome("diverged", step, f"non-finite evaluation at step {step}")
-    return outcome("ok", step)
+        if on_step is not None:
+            on_step(step, phi)
+        check_loss = step % check_every == 0
+        check_eval = bool(eval_every) and (step % eval_every == 0 or step == total)
+        if not (check_loss or check_eval):
+            continue
+        finite = torch.isfinite(losses.detach()).tolist() if check_loss else [True] * K
+        live = []
+        for k in range(K):
+            if done[k] is None and not finite[k]:
+                finish(k, "diverged", step, f"non-finite training loss at step {step}")
+            elif done[k] is None:
+                live.append(k)
+        if check_eval and live:
+            for k, ok in zip(live, record(live, step)):
+                if not ok:
+                    finish(k, "diverged", step, f"non-finite evaluation at step {step}")
+        if all(o is not None for o in done):
+            break
+    for k in range(K):
+        if done[k] is None:
+            finish(k, "ok", step)
+    return [o for o in done if o is not None]
+
+
+# ------------------------------------------------------------------------------------ trials
+def check_batchable(ctxs: list[MethodContext], reps: list[Reparam]) -> None:
+    """Raise :class:`NotBatchable` unless the trials can share one step: affine
+    reparametrisations with the same optimizer, lr and d, no schedule, the same model, dataset
+    and training config, and no buffers (BatchNorm)."""
+    if len(ctxs) != len(reps) or not reps:
+        raise NotBatchable("one reparametrisation per context is needed")
+    first = reps[0]
+    for r in reps:
+        if not isinstance(r, AffineReparam) or r.origin is None or r.projection is None:
+            raise NotBatchable("only affine reparametrisations θ = origin + Aφ can be batched")
+        if (r.optimizer, r.lr, r.optimizer_kwargs, r.d) != (first.optimizer, first.lr, first.optimizer_kwargs, first.d):
+            raise NotBatchable("the trials differ in optimizer, learning rate or d")
+        if r.lr_schedule is not None:
+            raise NotBatchable("learning-rate schedules are not batched")
+    c0 = ctxs[0]
+    for c in ctxs:
+        if (c.train, c.spec.model, c.spec.dataset, c.net.shapes) != (c0.train, c0.spec.model, c0.spec.dataset, c0.net.shapes):
+            raise NotBatchable("the trials differ in model, dataset or training config")
+        if c.net.buffers:
+            raise NotBatchable("models with buffers (BatchNorm) are not batched")
+
+
+def train_trials(ctxs: list[MethodContext], reps: list[Reparam]) -> list[TrainOutcome]:
+    """Train the trials of ``ctxs`` with their reparametrisations ``reps`` in one stack (one
+    trial: a stack of one); one :class:`TrainOutcome` each. Several trials must differ only in
+    seed (:func:`check_batchable`)."""
+    if len(ctxs) > 1:
+        check_batchable(ctxs, reps)
+    c0 = ctxs[0]
+    total, eval_every = step_plan(c0.train, len(c0.data.y_train))
+    c0.net.reset_buffers()  # BatchNorm running statistics start afresh for every trial
+    return train_stack(c0.net, reps, c0.data, [trial_batches(c, total) for c in ctxs], loss_fn=c0.loss_fn(),
+                       device=c0.device, metrics=c0.metrics, eval_every=eval_every,
+                       eval_batch_size=c0.train.eval_batch_size)
+
+
+def train_reparam(ctx: MethodContext, rep: Reparam) -> TrainOutcome:
+    """Train φ of ``rep`` for one trial and return the outcome."""
+    return train_trials([ctx], [rep])[0]
 
 
 def train_full(net: FlatNet, theta: torch.Tensor, data: DataBundle, *, steps: int, lr: float,
@@ -202,30 +249,25 @@ def train_full(net: FlatNet, theta: torch.Tensor, data: DataBundle, *, steps: in
                lr_schedule: Callable[[int], float] | None = None,
                ) -> tuple[torch.Tensor, list[torch.Tensor]]:
     """Full-space heavy-ball momentum SGD from θ for ``steps`` steps (burn-in, pre-training,
-    trajectories). Returns θ_steps and, with ``snapshot_every=k``, θ at steps 0, k, 2k, ….
-    L2 ``weight_decay`` applies where ``decay_mask`` is 1 (all entries if None)."""
+    trajectories): :func:`train_stack` with θ itself as φ. Returns θ_steps and, with
+    ``snapshot_every=k``, θ at steps 0, k, 2k, …. L2 ``weight_decay`` applies where ``decay_mask``
+    is 1 (all entries if None). Raises :class:`DivergedError` at the first non-finite loss."""
     loss_fn = loss_fn or data.loss or F.cross_entropy
-    theta = theta.detach().clone().requires_grad_(True)
-    opt = torch.optim.SGD([theta], lr=lr, momentum=momentum)
+    rep = Reparam(phi0=theta.detach(), theta=lambda phi: phi, optimizer="sgd", lr=lr,
+                  optimizer_kwargs={"momentum": momentum}, lr_schedule=lr_schedule)
     snaps = [theta.detach().clone()] if snapshot_every else []
-    n = len(data.y_train)
-    for step, idx in enumerate(batch_order(n, batch_size, steps, generator), start=1):
-        if lr_schedule is not None:
-            opt.param_groups[0]["lr"] = lr_schedule(step - 1)
-        idx = idx.to(theta.device)
-        loss = loss_fn(net.forward(theta, data.x_train[idx]), data.y_train[idx])
-        if weight_decay:
-            sq = theta.pow(2) if decay_mask is None else theta.pow(2) * decay_mask
-            loss = loss + 0.5 * weight_decay * sq.sum()
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        opt.step()
-        if not torch.isfinite(loss):
-            raise DivergedError(f"full-space training diverged at step {step}")
-        if snapshot_every and step % snapshot_every == 0:
-            snaps.append(theta.detach().clone())
-    return theta.detach(), snaps
 
+    def l2(thetas: torch.Tensor) -> torch.Tensor:
+        sq = thetas.pow(2) if decay_mask is None else thetas.pow(2) * decay_mask
+        return 0.5 * weight_decay * sq.sum(-1)
 
-def wall_clock() -> float:
-    return time.perf_counter()
+    def on_step(step: int, phi: torch.Tensor) -> None:
+        if step % snapshot_every == 0:
+            snaps.append(phi.detach()[0].clone())
+
+    (outcome,) = train_stack(net, [rep], data, [batch_order(len(data.y_train), batch_size, steps, generator)],
+                             loss_fn=loss_fn, device=theta.device, check_every=1, penalty=l2 if weight_decay else None,
+                             on_step=on_step if snapshot_every else None)
+    if outcome.status != "ok":
+        raise DivergedError(f"full-space training diverged at step {outcome.steps}")
+    return outcome.phi, snaps

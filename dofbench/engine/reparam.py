@@ -41,13 +41,20 @@ class Reparam:
 
 @dataclass
 class TrainOutcome:
-    status: str  # ok | diverged
+    """What training one trial gave: its status ('ok' | 'diverged'), the final and best value of
+    every metric (``metrics``, keys like 'train_acc', 'best_test_loss'), every evaluation
+    (``evals``: (step, split, metric, value)), the steps taken, the d actually trained, what the
+    method resolved (``info``, stored as method_info), why it diverged (``error``) and φ at the end
+    (``phi``, not stored)."""
+
+    status: str
     metrics: dict[str, float]
-    evals: list[tuple[int, str, str, float]]  # (step, split, metric, value)
+    evals: list[tuple[int, str, str, float]]
     steps: int
     d: int
     info: dict[str, Any] = field(default_factory=dict)
     error: str | None = None
+    phi: torch.Tensor | None = field(default=None, repr=False)
 
 
 @dataclass

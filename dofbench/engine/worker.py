@@ -1,30 +1,26 @@
-"""Run trials: what happens inside a worker (in-process, a pool process or a Dask worker).
-
-Workers never touch the store: they return plain dicts and the driver writes them. A worker
-rebuilds the plugin host from the list of plugin modules the driver was given, so third-party
-components work in every executor.
-"""
+"""What happens inside a worker (the driver process, a pool process or a Dask worker): load the
+data, build the network at θ0, let the method prepare its reparametrisation, train, and return a
+:class:`~dofbench.engine.result.TrialResult` per trial. Workers never touch the store: the driver
+writes their results."""
 
 from __future__ import annotations
 
-import datetime as _dt
-import platform
 import time
 import traceback
-from importlib.metadata import version as _dist_version
 from typing import Any
 
 import torch
 
+from dofbench.config.identity import canonical_json, derive_seed
 from dofbench.config.runtime import Runtime
+from dofbench.config.schemas import TrialSpec
 from dofbench.engine.artifacts import ArtifactCache
 from dofbench.engine.data import DataBundle
-from dofbench.errors import DivergedError, DofbenchError
 from dofbench.engine.flat import FlatNet
-from dofbench.config.identity import canonical_json, derive_seed
-from dofbench.config.schemas import TrialSpec
-from dofbench.engine.reparam import MethodContext, TrainOutcome
-from dofbench.engine.loop import train_reparam
+from dofbench.engine.loop import NotBatchable, check_batchable, train_trials
+from dofbench.engine.reparam import MethodContext
+from dofbench.engine.result import TrialResult, now
+from dofbench.errors import DivergedError, DofbenchError
 
 
 def resolve_device(name: str) -> torch.device:
@@ -33,25 +29,6 @@ def resolve_device(name: str) -> torch.device:
     if name.startswith("cuda") and not torch.cuda.is_available():
         raise DofbenchError(f"--device {name}: CUDA is not available on this machine; use auto or cpu")
     return torch.device(name)
-
-
-def versions() -> dict[str, str]:
-    import numpy
-
-    out = {"dofbench": dofbench_version(), "torch": torch.__version__, "numpy": numpy.__version__,
-           "python": platform.python_version()}
-    if torch.cuda.is_available():
-        out["cuda"] = str(torch.version.cuda)
-    return out
-
-
-def dofbench_version() -> str:
-    """The installed distribution's version (pyproject.toml is its one source)."""
-    return _dist_version("dofbench")
-
-
-def now() -> str:
-    return _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
 
 
 class Worker:
@@ -93,76 +70,79 @@ class Worker:
                              theta0=theta0, data=data, train=spec.train, device=self.device,
                              cache=self.cache, metrics=metrics)
 
-    def run(self, spec: TrialSpec) -> dict[str, Any]:
+    def run(self, spec: TrialSpec) -> TrialResult:
+        """Run one trial; every way it can end is a :class:`TrialResult` (never an exception)."""
+        return self.run_group([spec])[0]
+
+    def run_group(self, specs: list[TrialSpec]) -> list[TrialResult]:
+        """Run a group of trials, one result each, in the order given. Trials that differ only in
+        seed, of a model and a method that both say ``batchable``, are trained in one stack
+        (:func:`~dofbench.engine.loop.train_trials`; ``method_info.batched`` is the stack's size).
+        A trial whose preparation fails fails alone; trials whose reparametrisations cannot share a
+        step (:class:`~dofbench.engine.loop.NotBatchable`) are trained one at a time; an error
+        while training a stack fails each of its trials with that error. A trial's ``wall_s`` is
+        its own preparation plus its share of its stack's training."""
         started = now()
-        t0 = time.perf_counter()
-        result: dict[str, Any] = {
-            "trial_id": spec.trial_id, "spec": spec.model_dump(mode="json"), "started_at": started,
-            "device": str(self.device), "versions": versions(),
-        }
+        stackable = len(specs) > 1 and self._batchable(specs[0])
+        results: dict[int, TrialResult] = {}
+        spent = [0.0] * len(specs)
+        todo: list[tuple[int, MethodContext, Any]] = []  # (position, context, reparametrisation)
+        for i, spec in enumerate(specs):
+            t0, ctx = time.perf_counter(), None
+            try:
+                ctx = self.context(spec)
+                method = self.host.get("method", spec.method.name)
+                outcome = None if stackable else method.train(ctx)
+                if outcome is None:
+                    todo.append((i, ctx, method.setup(ctx)))
+                else:  # the method took over training
+                    results[i] = TrialResult.trained(spec, outcome, total_params=ctx.D, device=str(self.device),
+                                                     started_at=started, wall_s=time.perf_counter() - t0)
+            except Exception as exc:
+                results[i] = self._stopped(spec, exc, ctx, started, time.perf_counter() - t0)
+            spent[i] = time.perf_counter() - t0
+        stacks = [[t] for t in todo]
+        if stackable and len(todo) > 1:
+            try:
+                check_batchable([c for _, c, _ in todo], [r for _, _, r in todo])
+                stacks = [todo]
+            except NotBatchable:
+                pass
+        for stack in stacks:
+            t0 = time.perf_counter()
+            try:
+                outcomes = train_trials([c for _, c, _ in stack], [r for _, _, r in stack])
+            except Exception as exc:  # a bug or a resource error: every trial of the stack says so
+                share = (time.perf_counter() - t0) / len(stack)
+                for i, ctx, _ in stack:
+                    results[i] = self._stopped(ctx.spec, exc, ctx, started, spent[i] + share)
+                continue
+            share = (time.perf_counter() - t0) / len(stack)
+            for (i, ctx, _), outcome in zip(stack, outcomes):
+                results[i] = TrialResult.trained(ctx.spec, outcome, total_params=ctx.D, device=str(self.device),
+                                                 started_at=started, wall_s=spent[i] + share, batched=len(stack))
+        return [results[i] for i in range(len(specs))]
+
+    def _batchable(self, spec: TrialSpec) -> bool:
+        """Whether the model and the method say seeds can be stacked (an unknown component or
+        bad params: no; the trial then fails on its own)."""
         try:
-            ctx = self.context(spec)
-            result["total_params"] = ctx.D
             method = self.host.get("method", spec.method.name)
-            outcome = method.train(ctx)
-            if outcome is None:
-                outcome = train_reparam(ctx, method.setup(ctx))
-            result.update(_outcome_fields(outcome))
-        except DivergedError as exc:
-            result.update(status="diverged", error=str(exc), metrics={}, evals=[], steps=0)
-        except Exception as exc:  # recorded, the run goes on
-            msg = " ".join(str(exc).split()) or exc.__class__.__name__
-            result.update(status="failed", error=f"{exc.__class__.__name__}: {msg}", metrics={},
-                          evals=[], steps=0, traceback=traceback.format_exc(limit=8))
-        result["wall_s"] = time.perf_counter() - t0
-        result["finished_at"] = now()
-        return result
+            model = self.host.get("model", spec.model.name)
+            return bool(method.batchable(method.parse_params(spec.method.params))
+                        and model.batchable(model.parse_params(spec.model.params)))
+        except Exception:
+            return False
 
-    def run_group(self, specs: list[TrialSpec]) -> list[dict[str, Any]]:
-        """Run a group of trials: together with :func:`dofbench.batched.train_batched` when they
-        differ only in seed and their method and model are batchable (each trial's ``wall_s`` is
-        the group's time divided by its size; ``method_info.batched`` = group size), otherwise —
-        or if the batched run fails for any reason — one at a time with :meth:`run`."""
-        if len(specs) > 1:
-            batched = self._run_batched(specs)
-            if batched is not None:
-                return batched
-        return [self.run(s) for s in specs]
-
-    def _run_batched(self, specs: list[TrialSpec]) -> list[dict[str, Any]] | None:
-        from dofbench.engine.batched import train_batched
-
-        started, t0 = now(), time.perf_counter()
-        try:
-            method = self.host.get("method", specs[0].method.name)
-            model = self.host.get("model", specs[0].model.name)
-            ctxs = [self.context(s) for s in specs]
-            if not (method.batchable(ctxs[0].params)
-                    and model.batchable(model.parse_params(specs[0].model.params))):
-                return None
-            outcomes = train_batched(ctxs, [method.setup(c) for c in ctxs])
-        except Exception:  # not batchable after all, or a seed failed in setup: run them singly
-            return None
-        wall, finished = (time.perf_counter() - t0) / len(specs), now()
-        out = []
-        for spec, ctx, o in zip(specs, ctxs, outcomes):
-            fields = _outcome_fields(o)
-            fields["method_info"] = {**o.info, "batched": len(specs)}
-            out.append({"trial_id": spec.trial_id, "spec": spec.model_dump(mode="json"),
-                        "started_at": started, "device": str(self.device), "versions": versions(),
-                        "total_params": ctx.D, **fields, "wall_s": wall, "finished_at": finished})
-        return out
-
-
-def _outcome_fields(o: TrainOutcome) -> dict[str, Any]:
-    return {"status": o.status, "error": o.error, "metrics": o.metrics, "evals": o.evals,
-            "steps": o.steps, "d_used": o.d, "method_info": o.info}
-
-
-def failed_result(spec: dict[str, Any], error: str) -> dict[str, Any]:
-    """The result of a trial whose worker could not report one (it crashed, was killed, or the
-    executor failed): stored as 'failed' with the reason, so ``--retry-failed`` reruns it."""
-    t = now()
-    return {"trial_id": TrialSpec.model_validate(spec).trial_id, "spec": spec, "status": "failed",
-            "error": error, "metrics": {}, "evals": [], "steps": 0, "started_at": t, "finished_at": t,
-            "versions": versions()}
+    def _stopped(self, spec: TrialSpec, exc: Exception, ctx: MethodContext | None, started: str,
+                 wall: float) -> TrialResult:
+        """The result of a trial that raised: 'diverged' for a divergence in its preparation,
+        'failed' with the error and its traceback otherwise."""
+        total_params = ctx.D if ctx is not None else None
+        if isinstance(exc, DivergedError):
+            return TrialResult.stopped(spec, "diverged", str(exc), total_params=total_params,
+                                       device=str(self.device), started_at=started, wall_s=wall)
+        msg = " ".join(str(exc).split()) or exc.__class__.__name__
+        return TrialResult.stopped(spec, "failed", f"{exc.__class__.__name__}: {msg}",
+                                   traceback=traceback.format_exc(limit=8), total_params=total_params,
+                                   device=str(self.device), started_at=started, wall_s=wall)

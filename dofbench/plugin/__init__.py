@@ -18,7 +18,7 @@ from dofbench.analysis.theory import spectrum
 from dofbench.config.identity import derive_seed
 from dofbench.config.schemas import NoParams, Params
 from dofbench.engine.artifacts import ArtifactCache
-from dofbench.engine.batched import MAX_GROUP, dense_group_limit
+from dofbench.engine.loop import MAX_GROUP, dense_group_limit
 from dofbench.engine.data import (
     DataBundle, DatasetInfo, PreprocessParams, n_test_after, n_train_after, preprocess, resolve_root,
     shuffle_labels, stratified_subsample,

@@ -13,7 +13,7 @@ from typing import Any, Callable, ClassVar
 import torch
 
 from dofbench.config.schemas import NoParams, Params
-from dofbench.engine.batched import MAX_GROUP
+from dofbench.engine.loop import MAX_GROUP
 from dofbench.engine.data import DataBundle, DatasetInfo
 from dofbench.engine.reparam import MethodContext, Reparam
 
@@ -102,11 +102,15 @@ class Method(Component):
 # --------------------------------------------------------------------------------------- metrics
 class Metric(Component):
     """An additive evaluation metric: ``batch_sum(outputs, targets)`` returns the sum over the
-    batch; the value on a split is the total divided by the number of examples."""
+    batch; the value on a split is the total divided by the number of examples. ``tasks``: the
+    dataset tasks it applies to. A metric that declares ``task_loss = True`` is the task's own
+    training loss: it is evaluated with the loss function the trial trains on (the dataset's, e.g.
+    a quadratic well's, else cross-entropy), not with its ``batch_sum``."""
 
     kind = "metric"
     higher_is_better: bool = True
     tasks: tuple[str, ...] = ("classification",)
+    task_loss: bool = False
 
     def batch_sum(self, outputs: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:  # pragma: no cover
         raise NotImplementedError
@@ -126,6 +130,7 @@ class FunctionMetric(Metric):
     description: str = ""
     tasks: tuple[str, ...] = ("classification",)
     stacked_fn: Callable[[torch.Tensor, torch.Tensor], torch.Tensor] | None = None  # see stacked_sum
+    task_loss: bool = False
 
     def batch_sum(self, outputs, targets):
         return self.fn(outputs, targets)
@@ -134,6 +139,3 @@ class FunctionMetric(Metric):
         if self.stacked_fn is None:
             return super().stacked_sum(outputs, targets)
         return self.stacked_fn(outputs, targets)
-
-
-KINDS = {"model": "models", "dataset": "datasets", "method": "methods", "metric": "metrics"}

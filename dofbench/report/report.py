@@ -16,7 +16,7 @@ import platform
 from pathlib import Path
 from typing import Any
 
-from dofbench.engine.worker import dofbench_version
+from dofbench.engine.result import dofbench_version
 from dofbench.errors import DofbenchError
 from dofbench.report.plots import KINDS, Plot, render
 from dofbench.results import queries

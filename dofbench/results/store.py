@@ -13,6 +13,7 @@ import os
 import random
 import time
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Iterator
 
@@ -299,6 +300,15 @@ def _is_lock_error(exc: Exception) -> bool:
     return "lock" in msg or "conflicting" in msg or "being used" in msg
 
 
+@dataclass(frozen=True)
+class StoredTrial:
+    """How a stored trial ended: what the scheduler needs to reuse it instead of running it."""
+
+    status: str
+    metrics: dict[str, float]
+    steps: int
+
+
 class Store:
     def __init__(self, path: str | os.PathLike | None = None):
         self.path = default_db_path(path)
@@ -383,26 +393,27 @@ class Store:
                             [[name, metric, float(e), float(delta), higher_is_better] for e in epsilons])
             con.commit()
 
-    def write_result(self, result: dict[str, Any], suite: str | None) -> None:
-        """Commit one finished trial (and its evals), replacing an earlier row with the same id."""
-        spec = result["spec"]
-        metrics = result.get("metrics") or {}
+    def write_result(self, result, suite: str | None) -> None:
+        """Commit one finished trial (a :class:`~dofbench.engine.result.TrialResult`) and its evals,
+        replacing an earlier row with the same id."""
+        spec = result.spec.model_dump(mode="json")
+        metrics = result.metrics or {}
         row = {
-            "trial_id": result["trial_id"], "suite": suite,
+            "trial_id": result.trial_id, "suite": suite,
             "model": spec["model"]["name"], "dataset": spec["dataset"]["name"], "method": spec["method"]["name"],
             **dict(zip(("model_params", "dataset_params", "params", "label"), _resolution(spec))),
-            "d": spec["d"], "d_used": result.get("d_used"), "total_params": result.get("total_params"),
-            "seed": spec["seed"], "status": result["status"], "error": result.get("error"),
+            "d": spec["d"], "d_used": result.d_used, "total_params": result.total_params,
+            "seed": spec["seed"], "status": result.status, "error": result.error,
             **{c: _finite(metrics.get(c)) for c in METRIC_COLUMNS},
             "metrics": json.dumps({k: _finite(v) for k, v in metrics.items()}, sort_keys=True),
-            "steps": result.get("steps"), "wall_s": result.get("wall_s"), "device": result.get("device"),
-            "method_info": canonical_json(result.get("method_info") or {}),
+            "steps": result.steps, "wall_s": result.wall_s, "device": result.device,
+            "method_info": canonical_json(result.method_info or {}),
             "train": canonical_json(spec["train"]), "spec": canonical_json(spec),
-            "versions": canonical_json(result.get("versions") or {}),
-            "started_at": result.get("started_at"), "finished_at": result.get("finished_at"),
+            "versions": canonical_json(result.versions or {}),
+            "started_at": result.started_at, "finished_at": result.finished_at,
         }
         cols = list(row)
-        evals = [[result["trial_id"], int(s), sp, m, _finite(v)] for s, sp, m, v in result.get("evals") or []]
+        evals = [[result.trial_id, int(s), sp, m, _finite(v)] for s, sp, m, v in result.evals or []]
         with self.write() as con:
             con.begin()
             con.execute("DELETE FROM evals WHERE trial_id = ?", [row["trial_id"]])
@@ -414,6 +425,16 @@ class Store:
             con.commit()
 
     # ------------------------------------------------------------------ reads
+    def stored_trials(self, trial_ids: list[str], statuses: tuple[str, ...]) -> dict[str, "StoredTrial"]:
+        """The stored outcome of each of ``trial_ids`` whose status is one of ``statuses``."""
+        if not self.path.exists() or not trial_ids:
+            return {}
+        with self.read() as con:
+            rows = con.execute(
+                f"SELECT trial_id, status, metrics, steps FROM trials WHERE trial_id IN ({', '.join('?' * len(trial_ids))}) "
+                f"AND status IN ({', '.join('?' * len(statuses))})", [*trial_ids, *statuses]).fetchall()
+        return {r[0]: StoredTrial(r[1], json.loads(r[2] or "{}"), r[3] or 0) for r in rows}
+
     def done_ids(self, trial_ids: list[str], statuses: tuple[str, ...] = ("ok", "diverged", "failed")) -> set[str]:
         if not self.path.exists() or not trial_ids:
             return set()

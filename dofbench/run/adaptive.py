@@ -18,7 +18,6 @@ store are reused. The answer, d*(ε) = the smallest d judged above, goes to the 
 
 from __future__ import annotations
 
-import json
 import math
 import time
 from collections import defaultdict
@@ -235,7 +234,7 @@ def adaptive_search(suite, *, store: Store, executor, force: bool = False, retry
                 break
             ids = [t.trial_id for _, t in todo]
             requested.extend(i for i in ids if i not in requested)
-            stored = {} if force else _stored_results(store, ids, skip)
+            stored = {} if force else store.stored_trials(ids, skip)
             queue = []
             for g, t in todo:
                 if t.trial_id in stored:
@@ -250,17 +249,17 @@ def adaptive_search(suite, *, store: Store, executor, force: bool = False, retry
             while queue or pending:
                 while queue and len(pending) < max(1, executor.max_in_flight):
                     g, t = queue.pop(0)
-                    pending[executor.submit([t.model_dump(mode="json")])] = (g, t)
+                    pending[executor.submit([t])] = (g, t)
                 finished, _ = wait(list(pending), return_when=FIRST_COMPLETED)
                 for fut in finished:
                     g, t = pending.pop(fut)
                     for result in group_results(fut, [t]):
                         store.write_result(result, suite.name)
                         ran += 1
-                        status = result["status"]
+                        status = result.status
                         setattr(summary, status, getattr(summary, status) + 1)
                         if status == "failed":
-                            summary.errors.append(f"{result['trial_id'][:12]}: {result.get('error')}")
+                            summary.errors.append(f"{result.trial_id[:12]}: {result.error}")
                         steps += _absorb(g, t, result, suite.metric)
                         if on_result:
                             on_result(result)
@@ -275,26 +274,17 @@ def adaptive_search(suite, *, store: Store, executor, force: bool = False, retry
     return SearchResult(suite.name, answers, requested, steps, ran, reused, summary)
 
 
-def _absorb(g: GroupSearch, t: TrialSpec, result: dict[str, Any], metric: str) -> int:
-    status = result["status"]
+def _absorb(g: GroupSearch, t: TrialSpec, result, metric: str) -> int:
+    """Record a trial's outcome (a TrialResult or a StoredTrial: status, metrics, steps)."""
     key = (t.d, t.seed)
-    if status == "failed":
+    if result.status == "failed":
         g.failed.add(key)
-    elif status == "diverged":
+    elif result.status == "diverged":
         g.values[key] = None
     else:
-        v = (result.get("metrics") or {}).get(metric)
+        v = (result.metrics or {}).get(metric)
         g.values[key] = None if v is None or not math.isfinite(float(v)) else float(v)
-    return int(result.get("steps") or 0)
-
-
-def _stored_results(store: Store, ids: list[str], statuses: tuple[str, ...]) -> dict[str, dict[str, Any]]:
-    if not store.path.exists() or not ids:
-        return {}
-    cols, rows = store.query(
-        f"SELECT trial_id, status, metrics, steps FROM trials WHERE trial_id IN ({', '.join('?' * len(ids))}) "
-        f"AND status IN ({', '.join('?' * len(statuses))})", [*ids, *statuses])
-    return {r[0]: {"status": r[1], "metrics": json.loads(r[2] or "{}"), "steps": r[3]} for r in rows}
+    return int(result.steps or 0)
 
 
 def _write_searches(store: Store, suite: str, metric: str, groups: list[GroupSearch],

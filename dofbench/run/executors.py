@@ -1,11 +1,12 @@
-"""Executors: how trial groups are run. ``concurrent.futures``-shaped: ``submit`` returns a
-Future of a list of result dicts. The runner keeps at most ``max_in_flight`` groups pending and
-writes each result as it arrives, so workers never touch the store.
+"""The built-in executors (the interface is :class:`dofbench.plugin.Executor`): ``submit`` takes a
+group of :class:`~dofbench.config.schemas.TrialSpec` and returns a Future of their
+:class:`~dofbench.engine.result.TrialResult` s. The scheduler keeps at most ``max_in_flight``
+groups pending and writes each result as it arrives, so workers never touch the store.
 
-Built in (registered by this module's ``dofbench_executors`` hook, an entry point like any plugin's; more come from the ``dofbench_executors``
-hook):
+Registered by this module's ``dofbench_executors`` hook, an entry point like any plugin's (more
+come from other plugins' hooks):
 
-- ``local``: in the driver process, one trial at a time (debugging, notebooks, and the only
+- ``local``: in the driver process, one group at a time (debugging, notebooks, and the only
   executor that sees plugins registered at run time through the API);
 - ``process``: a pool of worker processes (``spawn`` by default, so torch is safe), one torch
   thread each, as many as cores by default, started on first use. A worker that dies (segfault,
@@ -33,6 +34,7 @@ from typing import Any, Callable
 from dofbench.config.identity import canonical_json
 from dofbench.config.runtime import Runtime
 from dofbench.config.schemas import TrialSpec
+from dofbench.engine.result import TrialResult
 from dofbench.engine.worker import Worker
 from dofbench.errors import DofbenchError
 from dofbench.plugin.executor import Executor, ExecutorFactory
@@ -74,15 +76,15 @@ def runtime_only_plugins(host) -> list[str]:
 _WORKERS: dict[str, Worker] = {}
 
 
-def run_group(specs: list[dict[str, Any]], runtime: dict[str, Any]) -> list[dict[str, Any]]:
-    """What a pool process or a Dask task runs: trial specs (plain dicts) in, result dicts out.
+def run_group(specs: list[TrialSpec], runtime: dict[str, Any]) -> list[TrialResult]:
+    """What a pool process or a Dask task runs: a group of trial specs in, their results out.
     The worker rebuilds the plugin host from the runtime's plugin modules; one Worker per runtime
     is kept per process, so data and artifacts are loaded once."""
     rt = Runtime(**runtime)
     key = canonical_json(rt.as_dict())
     if key not in _WORKERS:
         _WORKERS[key] = Worker(rt, Host(rt.plugins, use_env=False))
-    return _WORKERS[key].run_group([TrialSpec.model_validate(s) for s in specs])
+    return _WORKERS[key].run_group(list(specs))
 
 
 # --------------------------------------------------------------------------------------- local
@@ -98,7 +100,7 @@ class LocalExecutor(Executor):
     def submit(self, specs):
         fut: Future = Future()
         try:
-            fut.set_result(self.worker.run_group([TrialSpec.model_validate(s) for s in specs]))
+            fut.set_result(self.worker.run_group(list(specs)))
         except BaseException as exc:  # KeyboardInterrupt propagates to the runner
             if not isinstance(exc, Exception):
                 raise
@@ -362,7 +364,7 @@ def _refuse_runtime_plugins(host, executor: str) -> None:
 
 
 # ---------------------------------------------------------------------------------------- dask
-def _dask_task(specs: list[dict[str, Any]], runtime: dict[str, Any]) -> list[dict[str, Any]]:
+def _dask_task(specs: list[TrialSpec], runtime: dict[str, Any]) -> list[TrialResult]:
     """The task each Dask worker runs: place it on a GPU by worker index, then run the group."""
     if runtime.get("device") in ("auto", "cuda"):
         devices = cuda_devices(runtime["device"])

@@ -12,7 +12,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from dofbench.config.schemas import (
-    ComponentRef, ResolvedComponent, SuiteSpec, TrialSpec, format_validation_error, non_identity_fields,
+    ComponentRef, ResolvedComponent, SuiteSpec, TrainConfig, TrialSpec, format_validation_error, non_identity_fields,
 )
 from dofbench.config.suites import get_suite, load_suite_file
 from dofbench.engine.flat import count_params
@@ -55,6 +55,22 @@ def _validate_params(comp, ref: ComponentRef, where: str) -> tuple[dict, dict]:
         raise DofbenchError(format_validation_error(exc, prefix=f"{where}.params", model=comp.Params)) from None
     return params.model_dump(mode="json"), params.model_dump(
         mode="json", exclude_defaults=True, exclude=non_identity_fields(comp.Params))
+
+
+def trial_spec(host, model: str | dict, dataset: str | dict, method: str | dict, *, d: int, seed: int = 0,
+               train: TrainConfig | dict | None = None) -> TrialSpec:
+    """One trial's spec, resolved through the registry exactly as a suite resolves its trials
+    (params completed with their defaults, the identity of the non-default ones): for single
+    trials in tests, notebooks and benchmarks. Components are given by name or {name, params}."""
+    parts = {}
+    for kind, raw in (("model", model), ("dataset", dataset), ("method", method)):
+        ref = ComponentRef.model_validate(raw)
+        comp = host.get(kind, ref.name, where=kind)
+        params, ident = _validate_params(comp, ref, kind)
+        parts[kind] = (ResolvedComponent(name=ref.name, params=params), ident)
+    train = train if isinstance(train, TrainConfig) else TrainConfig.model_validate(train or {})
+    return TrialSpec(model=parts["model"][0], dataset=parts["dataset"][0], method=parts["method"][0], d=d,
+                     seed=seed, train=train, identity={k: v[1] for k, v in parts.items()})
 
 
 def resolve_suite(host, name: str, spec: SuiteSpec, *, where: str | None = None) -> ResolvedSuite:

@@ -21,7 +21,8 @@ from dofbench.config.schemas import ResolvedComponent, TrialSpec
 from dofbench.results.store import Store
 from dofbench.run.resolve import ResolvedSuite
 from dofbench.config.runtime import Runtime
-from dofbench.engine.worker import failed_result, resolve_device
+from dofbench.engine.result import TrialResult
+from dofbench.engine.worker import resolve_device
 
 
 class Budget(BaseModel):
@@ -93,7 +94,7 @@ def group_trials(trials: list[TrialSpec], host: Host, sizes: dict[str, int] | No
     of even sizes. ``sizes`` maps :func:`task_key` of a (model, dataset) to its D; without it,
     the limit is MAX_GROUP. Every other trial is a group of its own. Groups come in order of
     their first trial."""
-    from dofbench.engine.batched import MAX_GROUP
+    from dofbench.engine.loop import MAX_GROUP
 
     members: dict[str, list[TrialSpec]] = {}
     limits: dict[str, int] = {}
@@ -181,7 +182,7 @@ class _StopSignals:
             raise Interrupted(self.signum)
 
 
-def group_results(fut: Future, group: list[TrialSpec]) -> list[dict[str, Any]]:
+def group_results(fut: Future, group: list[TrialSpec]) -> list[TrialResult]:
     """A finished future's results; a group whose worker crashed or whose executor failed comes
     back as failed trials carrying the reason."""
     try:
@@ -192,13 +193,13 @@ def group_results(fut: Future, group: list[TrialSpec]) -> list[dict[str, Any]]:
         reason = " ".join(str(exc).split()) or exc.__class__.__name__
         if exc.__class__.__name__ not in reason:
             reason = f"{exc.__class__.__name__}: {reason}"
-        return [failed_result(t.model_dump(mode="json"), reason) for t in group]
+        return [TrialResult.stopped(t, "failed", reason) for t in group]
 
 
 def run_suite(suite: ResolvedSuite, *, host: Host, store: Store, runtime: Runtime,
               executor: Executor, force: bool = False, retry_failed: bool = False,
               source: str = "", progress: bool = True,
-              on_result: Callable[[dict[str, Any]], None] | None = None,
+              on_result: Callable[[TrialResult], None] | None = None,
               budget: Budget | None = None) -> SuiteSummary:
     """Run a suite's missing trials through ``executor``; the driver writes each result as it
     arrives. Ctrl-C/SIGTERM stop cleanly (in-flight trials dropped, stored ones kept), a crashed
@@ -239,7 +240,7 @@ def run_suite(suite: ResolvedSuite, *, host: Host, store: Store, runtime: Runtim
                         if room is not None and len(submitting) > room:  # at most N: split the group
                             queue.append(submitting[room:])
                             submitting = submitting[:room]
-                        in_flight[executor.submit([t.model_dump(mode="json") for t in submitting])] = submitting
+                        in_flight[executor.submit(submitting)] = submitting
                         started += len(submitting)
                         submitting = []
                 if not in_flight:
@@ -249,10 +250,10 @@ def run_suite(suite: ResolvedSuite, *, host: Host, store: Store, runtime: Runtim
                     for result in group_results(fut, in_flight.pop(fut)):
                         with stop.deferred():  # a signal now waits until the trial is committed
                             store.write_result(result, suite.name)
-                            status = result["status"]
+                            status = result.status
                             setattr(summary, status, getattr(summary, status) + 1)
                             if status == "failed":
-                                summary.errors.append(f"{result['trial_id'][:12]}: {result.get('error')}")
+                                summary.errors.append(f"{result.trial_id[:12]}: {result.error}")
                         if on_result:
                             on_result(result)
                         bar.update(1)
