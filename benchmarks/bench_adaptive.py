@@ -23,20 +23,24 @@ DEFAULT_SUITES = ("quadratic", "quadratic-powerlaw", "quick")
 
 
 def compare(session, name: str, executor) -> dict:
-    from dofbench.run.adaptive import adaptive_search
-    from dofbench.run.scheduler import run_suite
+    from dofbench.run.adaptive import AdaptiveStrategy
+    from dofbench.run.grid import GridStrategy
+    from dofbench.run.scheduler import Scheduler
     from dofbench.config.schemas import SearchConfig
     from dofbench.config.suites import get_suite, load_suite_file
     from dofbench.run.resolve import resolve_suite
 
     spec = get_suite(load_suite_file(session.config), name)
     grid = resolve_suite(session.host, name, spec.model_copy(update={"search": SearchConfig()}))
-    run_suite(grid, host=session.host, store=session.store, runtime=session.runtime, executor=executor,
-              progress=False)
+    scheduler = Scheduler(session.store, executor, progress=False)
+    scheduler.run(grid, GridStrategy(grid, session.host))
     ad_name = f"{name}~adaptive"
     ad_spec = spec.model_copy(update={"search": SearchConfig(strategy="adaptive",
                                                              confidence=spec.search.confidence)})
-    res = adaptive_search(resolve_suite(session.host, ad_name, ad_spec), store=session.store, executor=executor)
+    adaptive = resolve_suite(session.host, ad_name, ad_spec)
+    res = AdaptiveStrategy(adaptive)
+    scheduler.run(adaptive, res)
+    answers_by_key = res.answers()
     _, rows = session.store.query(
         "SELECT sum(t.steps), count(*) FROM suite_trials s JOIN trials t USING (trial_id) WHERE s.suite = ?", [name])
     grid_steps, grid_trials = rows[0]
@@ -48,13 +52,13 @@ def compare(session, name: str, executor) -> dict:
     for mp, dp, pp, eps, ds, lo, hi in lb:
         # match the task; method params only where several methods share it (stored rows keep
         # the params JSON of the version that ran them)
-        cands = [k for k in res.d_star if k[1] == mp and k[3] == dp] or list(res.d_star)
+        cands = [k for k in answers_by_key if k[1] == mp and k[3] == dp] or list(answers_by_key)
         key = next((k for k in cands if k[5] == pp), cands[0])
-        ad = res.d_star[key][eps]
+        ad = answers_by_key[key][eps]
         answers.append({"task": _task(mp, dp), "epsilon": eps, "grid": ds, "grid_interval": (lo, hi),
                         "adaptive": ad, "agree": _agree(ds, ad, lo, hi, dims)})
     return {"suite": name, "grid_steps": int(grid_steps), "grid_trials": int(grid_trials),
-            "adaptive_steps": res.steps, "adaptive_trials": len(res.trial_ids),
+            "adaptive_steps": res.steps, "adaptive_trials": len(res.requested),
             "ratio": res.steps / grid_steps if grid_steps else float("nan"), "answers": answers}
 
 

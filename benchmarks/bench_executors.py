@@ -19,7 +19,8 @@ from pathlib import Path
 import torch
 
 from dofbench.run.host import Host
-from dofbench.run.scheduler import executor_for, run_suite
+from dofbench.run.grid import GridStrategy
+from dofbench.run.scheduler import Scheduler, executor_for
 from dofbench.run.resolve import resolve
 from dofbench.results.store import Store
 from dofbench.config.runtime import Runtime
@@ -48,8 +49,7 @@ def _measure(label: str, name: str, threads: int | None, suite, host: Host, tmp:
     try:
         walls = []
         for _ in range(2):
-            summary = run_suite(suite, host=host, store=store, runtime=runtime, executor=executor,
-                                force=True, progress=False)
+            summary = Scheduler(store, executor, force=True, progress=False).run(suite, GridStrategy(suite, host))
             assert summary.ok + summary.diverged == summary.total, summary.errors[:3]
             walls.append(summary.wall_s)
     finally:

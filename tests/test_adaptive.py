@@ -121,3 +121,24 @@ def test_search_setting_is_validated(tmp_path):
                                 'search = { strategy = "smart" }\n[suites.wellgrid.threshold]'))
     with pytest.raises(DofbenchError, match="search.strategy"):
         Session(config=cfg).resolve(["wellgrid"])
+
+
+def test_budgets_stop_an_adaptive_search_and_a_rerun_finishes_it(tmp_path):
+    """The one scheduler enforces --max-trials and --time-budget for adaptive suites too: a
+    stopped search writes no d*, the rerun reuses what was stored and decides what an unstopped
+    search decides."""
+    cfg = tmp_path / "w.toml"
+    cfg.write_text(WELL.replace("wellgrid", "welladapt").replace(
+        "[suites.welladapt.threshold]", 'search = { strategy = "adaptive" }\n[suites.welladapt.threshold]'))
+    whole = Session(db=tmp_path / "whole.duckdb", config=cfg)
+    [ref] = whole.run(["welladapt"], executor="local")
+    s = Session(db=tmp_path / "r.duckdb", config=cfg)
+    [first] = s.run(["welladapt"], executor="local", max_trials=2)
+    assert (first.ran, first.budget) == (2, "trial budget 2")
+    assert s.query("select count(*) as n from searches").records()[0]["n"] == 0
+    [timed] = s.run(["welladapt"], executor="local", time_budget=1e-9)
+    assert timed.ran == 0 and timed.budget.startswith("time budget")
+    [rest] = s.run(["welladapt"], executor="local")
+    assert rest.budget is None and rest.skipped >= 2 and rest.ran + rest.skipped == ref.ran
+    q = "select epsilon, d_star, estimator from leaderboard where suite = 'welladapt'"
+    assert s.query(q).rows == whole.query(q).rows

@@ -10,7 +10,7 @@ import torch
 from dofbench.engine.loop import DENSE_BATCH_BYTES, MAX_GROUP, NotBatchable, dense_group_limit, train_trials
 from dofbench.run.host import Host
 from dofbench.run.resolve import trial_spec
-from dofbench.run.scheduler import group_trials, task_key
+from dofbench.run.grid import group_trials, task_key
 from dofbench.config.schemas import ResolvedComponent, TrainConfig, TrialSpec
 from dofbench.engine.loop import train_reparam
 from dofbench.config.runtime import Runtime

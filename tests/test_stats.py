@@ -42,9 +42,6 @@ def _result(tid, method, d, seed, acc, D=1000):
 
 
 def test_store_views_match_the_python_reference(db):
-    from dofbench.run.adaptive import record_statistics
-    from dofbench.config.schemas import SearchConfig
-
     store = Store(db)
     accs = {10: [0.3] * 6, 20: [0.6, 0.7, 0.2, 0.65, 0.8, 0.9], 40: [0.8] * 6, 80: [0.95] * 6}
     ids = []
@@ -59,7 +56,7 @@ def test_store_views_match_the_python_reference(db):
         ids.append(r.trial_id)
     store.register_suite("s", "", {}, "test", ids, "train_acc", [0.5], 0.1, True)
     for conf in (0.95, 0.8):
-        record_statistics(store, "s", SearchConfig(confidence=conf))
+        store.record_statistics("s", "grid", conf)
         rows = store.query("select d, successes, n, p_lo, p_hi from success where method = 'sub' order by d")[1]
         for d, k, n, lo, hi in rows:
             assert (lo, hi) == pytest.approx(wilson_interval(k, n, conf))

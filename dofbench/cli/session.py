@@ -23,7 +23,8 @@ from dofbench.results.store import Store
 from dofbench.results.table import Table
 from dofbench.run.host import COMPONENT_HOOKS, Host
 from dofbench.run.resolve import resolve
-from dofbench.run.scheduler import Budget, SuiteSummary, executor_for, preflight, run_suite
+from dofbench.engine.worker import resolve_device
+from dofbench.run.scheduler import Budget, Scheduler, SuiteSummary, executor_for, preflight, strategy_for
 
 
 class Session:
@@ -62,23 +63,15 @@ class Session:
                 raise DofbenchError(f"--scheduler applies to --executor dask, not {executor!r}")
             options["scheduler"] = scheduler
         ex = executor_for(executor, self.host, self.runtime, workers, options)
-        source = str(self.config or default_config_path())
+        sched = Scheduler(self.store, ex, force=force, retry_failed=retry_failed, budget=budget, progress=progress,
+                          source=str(self.config or default_config_path()))
+        device = resolve_device(self.runtime.device).type
         out = []
         try:
             for suite in resolved:
-                if suite.spec.search.strategy == "adaptive":  # bisection over d, seeds where they decide
-                    from dofbench.run.adaptive import adaptive_search
-
-                    preflight(suite, self.host, self.runtime)
-                    summary = adaptive_search(suite, store=self.store, executor=ex, force=force,
-                                              retry_failed=retry_failed, source=source).summary
-                else:
-                    summary = run_suite(suite, host=self.host, store=self.store, runtime=self.runtime,
-                                        executor=ex, force=force, retry_failed=retry_failed,
-                                        source=source, progress=progress, budget=budget)
-                    from dofbench.run.adaptive import record_statistics
-
-                    record_statistics(self.store, suite.name, suite.spec.search)
+                preflight(suite, self.host, self.runtime)
+                self.store.record_statistics(suite.name, suite.spec.search.strategy, suite.spec.search.confidence)
+                summary = sched.run(suite, strategy_for(suite, self.host, device))
                 out.append(summary)
                 if summary.interrupted:
                     break

@@ -20,6 +20,7 @@ from typing import Any, Callable, Iterator
 import duckdb
 
 from dofbench.errors import DofbenchError
+from dofbench.results.stats import z_value
 from dofbench.config.identity import canonical_json
 
 ENV_DB = "DOFBENCH_DB"
@@ -422,6 +423,26 @@ class Store:
                         [row[c] for c in cols])
             if evals:
                 con.executemany("INSERT INTO evals VALUES (?, ?, ?, ?, ?)", evals)
+            con.commit()
+
+    def record_statistics(self, suite: str, strategy: str, confidence: float) -> None:
+        """Write a suite's search strategy and the confidence level of its P_s intervals (the
+        success and leaderboard views read them)."""
+        with self.write() as con:
+            con.begin()
+            con.execute("DELETE FROM suite_statistics WHERE suite = ?", [suite])
+            con.execute("INSERT INTO suite_statistics VALUES (?, ?, ?, ?)",
+                        [suite, strategy, confidence, z_value(confidence)])
+            con.commit()
+
+    def write_searches(self, suite: str, metric: str, rows: list[list[Any]], *, trials: int, steps: int) -> None:
+        """Replace the adaptive search's d* of ``suite``: one row per (model, model params, dataset,
+        dataset params, method, method params, ε, d*), with the trials and steps the search cost."""
+        with self.write() as con:
+            con.begin()
+            con.execute("DELETE FROM searches WHERE suite = ?", [suite])
+            con.executemany("INSERT INTO searches VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                            [[suite, *r[:6], metric, *r[6:8], trials, steps, None] for r in rows])
             con.commit()
 
     # ------------------------------------------------------------------ reads

@@ -19,28 +19,16 @@ store are reused. The answer, d*(ε) = the smallest d judged above, goes to the 
 from __future__ import annotations
 
 import math
-import time
 from collections import defaultdict
-from concurrent.futures import FIRST_COMPLETED, wait
 from dataclasses import dataclass, field
-from typing import Any, Callable
 
 import numpy as np
 
 from dofbench.config.identity import canonical_json
-from dofbench.config.schemas import SearchConfig, TrialSpec
-from dofbench.results.stats import z_value
-from dofbench.results.store import Store
+from dofbench.config.schemas import TrialSpec
+from dofbench.run.resolve import ResolvedSuite
 
 ABOVE, BELOW = 1, -1
-
-
-def record_statistics(store: Store, suite: str, search: SearchConfig) -> None:
-    """Write the suite's search strategy and confidence level (used by the success view)."""
-    with store.write() as con:
-        con.execute("DELETE FROM suite_statistics WHERE suite = ?", [suite])
-        con.execute("INSERT INTO suite_statistics VALUES (?, ?, ?, ?)",
-                    [suite, search.strategy, search.confidence, z_value(search.confidence)])
 
 
 def _success(value: float | None, eps: float, higher: bool) -> bool:
@@ -175,103 +163,60 @@ class GroupSearch:
         return self.dims[self.hi[e]] if self.hi[e] < len(self.dims) else None
 
 
-@dataclass
-class SearchResult:
-    """What an adaptive search ran and decided."""
-
-    suite: str
-    d_star: dict[tuple, dict[float, int | None]]
-    trial_ids: list[str]
-    steps: int
-    trials_run: int
-    trials_reused: int
-    summary: Any = None
-
-
 def _group_key(t: TrialSpec) -> tuple:
     return (t.model.name, canonical_json(t.model.params), t.dataset.name, canonical_json(t.dataset.params),
             t.method.name, canonical_json(t.method.params))
 
 
-def adaptive_search(suite, *, store: Store, executor, force: bool = False, retry_failed: bool = False,
-                    source: str = "", on_result: Callable[[dict[str, Any]], None] | None = None) -> SearchResult:
-    """Run ``suite`` (a :class:`dofbench.suite.ResolvedSuite`) adaptively; write trials, the
-    suite's membership and the decided d* to ``store``."""
-    from dofbench.run.scheduler import SuiteSummary, group_results
+class AdaptiveStrategy:
+    """The :class:`~dofbench.run.scheduler.Strategy` of ``search.strategy = "adaptive"``: one
+    :class:`GroupSearch` per (model, dataset, method) of the suite; each round asks for the trials
+    its bisections need next, one trial per submission. When it has run to its end, the d* it
+    decided goes to the store's ``searches`` table (the leaderboard's d* of such a suite)."""
 
-    spec = suite.spec
-    search = spec.search
-    seeds = spec.seed_list()[: search.max_seeds or None]
-    th = spec.threshold
-    summary = SuiteSummary(suite.name)
-    t0 = time.perf_counter()
-    decider = PointDecider(len(seeds), th.delta, search.confidence, suite.higher_is_better)
-    by_group: dict[tuple, dict[tuple[int, int], TrialSpec]] = defaultdict(dict)
-    for t in suite.trials:
-        if t.seed in seeds:
-            by_group[_group_key(t)][(t.d, t.seed)] = t
-    groups = []
-    for key, trials in by_group.items():
-        dims = sorted({d for d, _ in trials})
-        groups.append(GroupSearch(key, dims, seeds, list(th.epsilons), decider, trials,
-                                  initial_seeds=search.initial_seeds))
-    requested: list[str] = []
-    steps = reused = ran = 0
+    def __init__(self, suite: ResolvedSuite):
+        self.suite = suite
+        spec = suite.spec
+        search, th = spec.search, spec.threshold
+        seeds = spec.seed_list()[: search.max_seeds or None]
+        decider = PointDecider(len(seeds), th.delta, search.confidence, suite.higher_is_better)
+        by_group: dict[tuple, dict[tuple[int, int], TrialSpec]] = defaultdict(dict)
+        for t in suite.trials:
+            if t.seed in seeds:
+                by_group[_group_key(t)][(t.d, t.seed)] = t
+        self.searches = [GroupSearch(key, sorted({d for d, _ in trials}), seeds, list(th.epsilons), decider, trials,
+                                     initial_seeds=search.initial_seeds) for key, trials in by_group.items()]
+        self._owner: dict[str, GroupSearch] = {}
+        self.requested: list[str] = []   # every trial asked for, in order: the suite's membership
+        self.steps = 0                   # optimizer steps of those trials (run or reused)
 
-    specs = suite.trial_specs_json()
+    def next_trials(self) -> list[TrialSpec]:
+        wanted = []
+        for g in self.searches:
+            for t in g.requests():
+                self._owner[t.trial_id] = g
+                wanted.append(t)
+        self.requested.extend(t.trial_id for t in wanted if t.trial_id not in set(self.requested))
+        return wanted
 
-    def register() -> None:
-        store.register_suite(suite.name, spec.description, suite.resolved_json(), source, requested,
-                             th.metric, th.epsilons, th.delta, suite.higher_is_better, specs=specs)
+    def groups(self, trials: list[TrialSpec]) -> list[list[TrialSpec]]:
+        return [[t] for t in trials]
 
-    record_statistics(store, suite.name, search)
-    register()
-    skip = ("ok", "diverged") if retry_failed else ("ok", "diverged", "failed")
-    try:
-        while True:
-            todo = [(g, t) for g in groups for t in g.requests()]
-            if not todo:
-                break
-            ids = [t.trial_id for _, t in todo]
-            requested.extend(i for i in ids if i not in requested)
-            stored = {} if force else store.stored_trials(ids, skip)
-            queue = []
-            for g, t in todo:
-                if t.trial_id in stored:
-                    reused += 1
-                    summary.skipped += 1
-                    steps += _absorb(g, t, stored[t.trial_id], suite.metric)
-                else:
-                    queue.append((g, t))
-            # keep at most max_in_flight trials pending and commit each result as it arrives,
-            # so an interrupted search loses only the trials in flight
-            pending: dict = {}
-            while queue or pending:
-                while queue and len(pending) < max(1, executor.max_in_flight):
-                    g, t = queue.pop(0)
-                    pending[executor.submit([t])] = (g, t)
-                finished, _ = wait(list(pending), return_when=FIRST_COMPLETED)
-                for fut in finished:
-                    g, t = pending.pop(fut)
-                    for result in group_results(fut, [t]):
-                        store.write_result(result, suite.name)
-                        ran += 1
-                        status = result.status
-                        setattr(summary, status, getattr(summary, status) + 1)
-                        if status == "failed":
-                            summary.errors.append(f"{result.trial_id[:12]}: {result.error}")
-                        steps += _absorb(g, t, result, suite.metric)
-                        if on_result:
-                            on_result(result)
-            register()
-    except KeyboardInterrupt:
-        summary.interrupted = True
-    answers = {g.key: {e: g.d_star(e) for e in th.epsilons} for g in groups}
-    if not summary.interrupted:
-        _write_searches(store, suite.name, th.metric, groups, answers, steps, len(requested))
-    summary.total = len(requested)
-    summary.wall_s = time.perf_counter() - t0
-    return SearchResult(suite.name, answers, requested, steps, ran, reused, summary)
+    def observe(self, spec: TrialSpec, outcome) -> None:
+        self.steps += _absorb(self._owner[spec.trial_id], spec, outcome, self.suite.metric)
+
+    def members(self) -> list[str]:
+        return self.requested
+
+    def answers(self) -> dict[tuple, dict[float, int | None]]:
+        """d*(ε) decided for each group key (model, model params, dataset, dataset params, method,
+        method params)."""
+        return {g.key: {e: g.d_star(e) for e in g.epsilons} for g in self.searches}
+
+    def finish(self, store) -> None:
+        rows = [[*key, float(e), d] for key, per_eps in self.answers().items() for e, d in per_eps.items()]
+        store.write_searches(self.suite.name, self.suite.spec.threshold.metric, rows, trials=len(self.requested),
+                             steps=self.steps)
 
 
 def _absorb(g: GroupSearch, t: TrialSpec, result, metric: str) -> int:
@@ -285,20 +230,3 @@ def _absorb(g: GroupSearch, t: TrialSpec, result, metric: str) -> int:
         v = (result.metrics or {}).get(metric)
         g.values[key] = None if v is None or not math.isfinite(float(v)) else float(v)
     return int(result.steps or 0)
-
-
-def _write_searches(store: Store, suite: str, metric: str, groups: list[GroupSearch],
-                    answers: dict, steps: int, n_trials: int) -> None:
-    with store.write() as con:
-        con.begin()
-        con.execute("DELETE FROM searches WHERE suite = ?", [suite])
-        for g in groups:
-            model, mparams, dataset, dparams, method, params = g.key
-            for e, d in answers[g.key].items():
-                con.execute("INSERT INTO searches VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                            [suite, model, mparams, dataset, dparams, method, params, metric, float(e), d,
-                             n_trials, steps, None])
-        con.commit()
-
-
-

@@ -1,5 +1,12 @@
-"""The runner: resolve suites, skip what is stored, run the rest through an executor, and let the
-driver alone write each finished trial."""
+"""The one scheduler: every suite, grid or adaptive, runs through :class:`Scheduler`.
+
+A :class:`Strategy` decides *what* to run — the grid (:mod:`dofbench.run.grid`) asks for every
+trial once, the adaptive search (:mod:`dofbench.run.adaptive`) asks round after round for the
+trials that decide d* — and the scheduler decides *how*: it reuses trials already stored, submits
+the rest to the executor (at most ``max_in_flight`` groups at a time), lets the driver alone commit
+each result as it arrives (a SIGINT/SIGTERM that comes during a commit waits for it), enforces the
+budgets, draws the progress bar and keeps the :class:`SuiteSummary`.
+"""
 
 from __future__ import annotations
 
@@ -9,20 +16,20 @@ import time
 from concurrent.futures import FIRST_COMPLETED, CancelledError, Future, wait
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import Any, Callable, Iterator
+from typing import Any, Callable, Iterator, Protocol
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from dofbench.config.runtime import Runtime
+from dofbench.config.schemas import TrialSpec
+from dofbench.engine.result import TrialResult
 from dofbench.errors import DofbenchError
 from dofbench.plugin.executor import Executor
-from dofbench.run.host import Host
-from dofbench.config.identity import canonical_json
-from dofbench.config.schemas import ResolvedComponent, TrialSpec
 from dofbench.results.store import Store
+from dofbench.run.adaptive import AdaptiveStrategy
+from dofbench.run.grid import GridStrategy
+from dofbench.run.host import Host
 from dofbench.run.resolve import ResolvedSuite
-from dofbench.config.runtime import Runtime
-from dofbench.engine.result import TrialResult
-from dofbench.engine.worker import resolve_device
 
 
 class Budget(BaseModel):
@@ -74,6 +81,16 @@ class SuiteSummary:
     def ran(self) -> int:
         return self.ok + self.failed + self.diverged
 
+    @property
+    def complete(self) -> bool:
+        """Whether the strategy ran to its end (no budget, no interruption)."""
+        return not (self.interrupted or self.budget)
+
+    def count(self, result: TrialResult) -> None:
+        setattr(self, result.status, getattr(self, result.status) + 1)
+        if result.status == "failed":
+            self.errors.append(f"{result.trial_id[:12]}: {result.error}")
+
     def line(self) -> str:
         text = (f"suite {self.suite}: {self.total} trials, {self.skipped} already stored, ran {self.ran} "
                 f"({self.ok} ok, {self.diverged} diverged, {self.failed} failed) in {self.wall_s:.1f}s")
@@ -85,61 +102,26 @@ class SuiteSummary:
         return text
 
 
-def group_trials(trials: list[TrialSpec], host: Host, sizes: dict[str, int] | None = None,
-                 device: str = "cpu") -> list[list[TrialSpec]]:
-    """Groups of trials an executor runs together: trials that differ only in seed are trained
-    together (:mod:`dofbench.batched`) where it pays — both the model and the method say
-    ``batchable`` — in groups of at most the method's ``group_limit`` for that D, d and
-    ``device`` ('cpu' or 'cuda'; at most :data:`dofbench.batched.MAX_GROUP`), split into groups
-    of even sizes. ``sizes`` maps :func:`task_key` of a (model, dataset) to its D; without it,
-    the limit is MAX_GROUP. Every other trial is a group of its own. Groups come in order of
-    their first trial."""
-    from dofbench.engine.loop import MAX_GROUP
+class Strategy(Protocol):
+    """What to run for a suite. The scheduler asks :meth:`next_trials` until it returns nothing,
+    reports every outcome to :meth:`observe` (a trial just run, or one already stored), and calls
+    :meth:`finish` once the strategy has run to its end."""
 
-    members: dict[str, list[TrialSpec]] = {}
-    limits: dict[str, int] = {}
-    for i, t in enumerate(trials):
-        key, limit = f"single:{i}", 1
-        try:
-            model, method = host.get("model", t.model.name), host.get("method", t.method.name)
-            params = method.parse_params(t.method.params)
-            if model.batchable(model.parse_params(t.model.params)) and method.batchable(params):
-                D = (sizes or {}).get(task_key(t.model, t.dataset))
-                limit = MAX_GROUP if D is None else method.group_limit(params, D, t.d, device)
-                key = canonical_json({**t.model_dump(mode="json", exclude={"identity"}), "seed": None})
-        except Exception:  # an unknown component fails later, in its own trial
-            pass
-        limits.setdefault(key, max(1, min(MAX_GROUP, int(limit))))
-        members.setdefault(key, []).append(t)
-    out = []
-    for key, group in members.items():  # as few groups as the limit allows, of even sizes
-        n = -(-len(group) // limits[key])
-        out.extend(group[j::n] for j in range(n))
-    return out
+    def next_trials(self) -> list[TrialSpec]:
+        """The trials wanted next (the scheduler runs them all before asking again); [] = done."""
 
+    def groups(self, trials: list[TrialSpec]) -> list[list[TrialSpec]]:
+        """How to submit ``trials`` (the wanted ones not stored yet): groups an executor runs
+        together (a group of seeds may be trained in one stack)."""
 
-def task_key(model: ResolvedComponent, dataset: ResolvedComponent) -> str:
-    """The key of a (model, dataset) pair in :func:`group_trials`'s ``sizes``."""
-    return canonical_json([model.model_dump(mode="json"), dataset.model_dump(mode="json")])
+    def observe(self, spec: TrialSpec, outcome: Any) -> None:
+        """A trial's outcome: a :class:`TrialResult`, or the stored trial (status, metrics, steps)."""
 
+    def members(self) -> list[str]:
+        """The ids of the trials that belong to the suite so far (its membership in the store)."""
 
-def executor_for(name: str, host: Host, runtime: Runtime, workers: int | None,
-                 options: dict[str, Any] | None = None) -> Executor:
-    factory = host.get("executor", name, where="--executor")
-    return factory.create(host, runtime, workers=workers, options=options or {})
-
-
-def preflight(suite: ResolvedSuite, host: Host, runtime: Runtime) -> None:
-    """Fail before any training when a suite's data are missing."""
-    seen = set()
-    for task in suite.tasks:
-        key = (task.dataset.name, str(task.dataset.params))
-        if key in seen:
-            continue
-        seen.add(key)
-        comp = host.get("dataset", task.dataset.name)
-        comp.check_available(comp.parse_params(task.dataset.params), data_root=runtime.data_root,
-                             download=runtime.download)
+    def finish(self, store: Store) -> None:
+        """Write what the strategy decided (e.g. the adaptive search's d*)."""
 
 
 class _StopSignals:
@@ -196,93 +178,184 @@ def group_results(fut: Future, group: list[TrialSpec]) -> list[TrialResult]:
         return [TrialResult.stopped(t, "failed", reason) for t in group]
 
 
-def run_suite(suite: ResolvedSuite, *, host: Host, store: Store, runtime: Runtime,
-              executor: Executor, force: bool = False, retry_failed: bool = False,
-              source: str = "", progress: bool = True,
-              on_result: Callable[[TrialResult], None] | None = None,
-              budget: Budget | None = None) -> SuiteSummary:
-    """Run a suite's missing trials through ``executor``; the driver writes each result as it
-    arrives. Ctrl-C/SIGTERM stop cleanly (in-flight trials dropped, stored ones kept), a crashed
-    worker fails its trials and the run goes on, and ``budget`` limits what starts."""
-    summary = SuiteSummary(suite.name, total=len(suite.trials))
-    t0 = time.perf_counter()
-    budget = budget or Budget()
-    preflight(suite, host, runtime)
-    ids = [t.trial_id for t in suite.trials]
-    th = suite.spec.threshold
-    store.register_suite(suite.name, suite.spec.description, suite.resolved_json(), source, ids,
-                         th.metric, th.epsilons, th.delta, suite.higher_is_better,
-                         specs=suite.trial_specs_json())
-    skip_status = ("ok", "diverged") if retry_failed else ("ok", "diverged", "failed")
-    done = set() if force else store.done_ids(ids, skip_status)
-    todo = [t for t in dict((t.trial_id, t) for t in suite.trials).values() if t.trial_id not in done]
-    summary.skipped = len(set(ids)) - len(todo)
-    summary.total = len(set(ids))
-    sizes = {task_key(task.model, task.dataset): task.total_params for task in suite.tasks}
-    groups = group_trials(todo, host, sizes, resolve_device(runtime.device).type)
-    bar = _progress(len(todo), suite.name, progress)
-    in_flight: dict[Future, list[TrialSpec]] = {}
-    queue = list(reversed(groups))
-    started = 0
-    submitting: list[TrialSpec] = []
-    deadline = t0 + budget.time_s if budget.time_s else None
-    with _StopSignals() as stop:
-        try:
-            while queue or in_flight:
-                while queue and len(in_flight) < max(1, executor.max_in_flight) and not summary.budget:
-                    if budget.max_trials is not None and started >= budget.max_trials:
-                        summary.budget = f"trial budget {budget.max_trials}"
-                    elif deadline is not None and time.perf_counter() >= deadline:
-                        summary.budget = f"time budget {budget.time_s:g}s"
-                    else:
-                        submitting = queue.pop()  # the local executor runs it inside submit()
-                        room = None if budget.max_trials is None else budget.max_trials - started
-                        if room is not None and len(submitting) > room:  # at most N: split the group
-                            queue.append(submitting[room:])
-                            submitting = submitting[:room]
-                        in_flight[executor.submit(submitting)] = submitting
-                        started += len(submitting)
-                        submitting = []
-                if not in_flight:
-                    break
-                finished, _ = wait(list(in_flight), timeout=1.0, return_when=FIRST_COMPLETED)
-                for fut in finished:
-                    for result in group_results(fut, in_flight.pop(fut)):
-                        with stop.deferred():  # a signal now waits until the trial is committed
-                            store.write_result(result, suite.name)
-                            status = result.status
-                            setattr(summary, status, getattr(summary, status) + 1)
-                            if status == "failed":
-                                summary.errors.append(f"{result.trial_id[:12]}: {result.error}")
-                        if on_result:
-                            on_result(result)
-                        bar.update(1)
-        except KeyboardInterrupt as exc:
-            stop.stopping()
-            summary.interrupted = True
-            summary.signal = signal.Signals(getattr(exc, "signum", signal.SIGINT)).name
-            summary.lost = sum(len(g) for g in in_flight.values()) + len(submitting)
-            for fut in in_flight:
-                fut.cancel()
-            executor.close(cancel=True)
-        finally:
-            bar.close()
-    summary.not_run = sum(len(g) for g in queue)
-    summary.wall_s = time.perf_counter() - t0
-    return summary
+def preflight(suite: ResolvedSuite, host: Host, runtime: Runtime) -> None:
+    """Fail before any training when a suite's data are missing."""
+    seen = set()
+    for task in suite.tasks:
+        key = (task.dataset.name, str(task.dataset.params))
+        if key in seen:
+            continue
+        seen.add(key)
+        comp = host.get("dataset", task.dataset.name)
+        comp.check_available(comp.parse_params(task.dataset.params), data_root=runtime.data_root,
+                             download=runtime.download)
 
 
-class _NoBar:
+def executor_for(name: str, host: Host, runtime: Runtime, workers: int | None,
+                 options: dict[str, Any] | None = None) -> Executor:
+    """The executor plugin ``name`` (see ``dofbench list executors``), created for this run."""
+    factory = host.get("executor", name, where="--executor")
+    return factory.create(host, runtime, workers=workers, options=options or {})
+
+
+def strategy_for(suite: ResolvedSuite, host: Host, device: str = "cpu") -> Strategy:
+    """The strategy a suite's ``search.strategy`` names: the grid or the adaptive search."""
+    if suite.spec.search.strategy == "adaptive":
+        return AdaptiveStrategy(suite)
+    return GridStrategy(suite, host, device)
+
+
+class Scheduler:
+    """Runs suites through one executor and one store (see the module docstring).
+
+    ``force`` reruns trials already stored; ``retry_failed`` reruns those stored as failed (they are
+    reused otherwise); ``budget`` limits what each suite starts; ``on_result`` sees every result
+    after it is committed."""
+
+    def __init__(self, store: Store, executor: Executor, *, force: bool = False, retry_failed: bool = False,
+                 budget: Budget | None = None, progress: bool = True, source: str = "",
+                 on_result: Callable[[TrialResult], None] | None = None):
+        self.store, self.executor = store, executor
+        self.force, self.budget, self.progress, self.source = force, budget or Budget(), progress, source
+        self.reuse = ("ok", "diverged") if retry_failed else ("ok", "diverged", "failed")
+        self.on_result = on_result
+
+    def run(self, suite: ResolvedSuite, strategy: Strategy) -> SuiteSummary:
+        """Run ``suite`` as ``strategy`` says; return its summary. Ctrl-C/SIGTERM stop cleanly
+        (trials in flight dropped, stored ones kept; the executor is closed), a crashed worker
+        fails its trials and the run goes on."""
+        run = _Run(self, suite, strategy)
+        with _StopSignals() as stop:
+            try:
+                run.register()
+                while not run.summary.budget:
+                    wanted = list({t.trial_id: t for t in strategy.next_trials()}.values())
+                    if not wanted:
+                        break
+                    todo = run.reuse_stored(wanted)
+                    if todo:
+                        run.execute(strategy.groups(todo), stop)
+                    run.register()
+            except KeyboardInterrupt as exc:
+                stop.stopping()
+                run.interrupted(exc)
+            finally:
+                run.bar.close()
+        summary = run.summary
+        summary.total = len(set(strategy.members()))
+        summary.wall_s = time.perf_counter() - run.t0
+        if summary.complete:
+            strategy.finish(self.store)
+        return summary
+
+
+class _Run:
+    """The state of one suite's run: what is in flight, what started, the summary."""
+
+    def __init__(self, scheduler: Scheduler, suite: ResolvedSuite, strategy: Strategy):
+        self.s, self.suite, self.strategy = scheduler, suite, strategy
+        self.summary = SuiteSummary(suite.name)
+        self.t0 = time.perf_counter()
+        budget = scheduler.budget
+        self.deadline = self.t0 + budget.time_s if budget.time_s else None
+        self.started = 0
+        self.in_flight: dict[Future, list[TrialSpec]] = {}
+        self.queue: list[list[TrialSpec]] = []
+        self.submitting: list[TrialSpec] = []
+        self.registered: list[str] | None = None
+        self.bar = _progress(suite.name, scheduler.progress)
+
+    def register(self) -> None:
+        """Write the suite's definition and membership when it changed."""
+        members = list(dict.fromkeys(self.strategy.members()))
+        if members == self.registered:
+            return
+        th = self.suite.spec.threshold
+        self.s.store.register_suite(self.suite.name, self.suite.spec.description, self.suite.resolved_json(),
+                                    self.s.source, members, th.metric, th.epsilons, th.delta,
+                                    self.suite.higher_is_better, specs=self.suite.trial_specs_json())
+        self.registered = members
+
+    def reuse_stored(self, wanted: list[TrialSpec]) -> list[TrialSpec]:
+        """Hand the stored outcomes of ``wanted`` to the strategy; return the trials left to run."""
+        stored = {} if self.s.force else self.s.store.stored_trials([t.trial_id for t in wanted], self.s.reuse)
+        todo = []
+        for t in wanted:
+            if t.trial_id in stored:
+                self.summary.skipped += 1
+                self.strategy.observe(t, stored[t.trial_id])
+            else:
+                todo.append(t)
+        return todo
+
+    def execute(self, groups: list[list[TrialSpec]], stop: _StopSignals) -> None:
+        """Submit ``groups`` (at most ``max_in_flight`` pending, within the budget) and commit every
+        result as it arrives."""
+        ex, summary, budget = self.s.executor, self.summary, self.s.budget
+        self.queue = list(reversed(groups))
+        self.bar.grow(sum(len(g) for g in groups))
+        while self.queue or self.in_flight:
+            while self.queue and len(self.in_flight) < max(1, ex.max_in_flight) and not summary.budget:
+                if budget.max_trials is not None and self.started >= budget.max_trials:
+                    summary.budget = f"trial budget {budget.max_trials}"
+                elif self.deadline is not None and time.perf_counter() >= self.deadline:
+                    summary.budget = f"time budget {budget.time_s:g}s"
+                else:
+                    self.submitting = self.queue.pop()  # the local executor runs it inside submit()
+                    room = None if budget.max_trials is None else budget.max_trials - self.started
+                    if room is not None and len(self.submitting) > room:  # at most N: split the group
+                        self.queue.append(self.submitting[room:])
+                        self.submitting = self.submitting[:room]
+                    self.in_flight[ex.submit(self.submitting)] = self.submitting
+                    self.started += len(self.submitting)
+                    self.submitting = []
+            if not self.in_flight:
+                break
+            finished, _ = wait(list(self.in_flight), timeout=1.0, return_when=FIRST_COMPLETED)
+            for fut in finished:
+                for result in group_results(fut, self.in_flight.pop(fut)):
+                    with stop.deferred():  # a signal now waits until the trial is committed
+                        self.s.store.write_result(result, self.suite.name)
+                        summary.count(result)
+                    self.strategy.observe(result.spec, result)
+                    if self.s.on_result:
+                        self.s.on_result(result)
+                    self.bar.update(1)
+        summary.not_run += sum(len(g) for g in self.queue)
+        self.queue = []
+
+    def interrupted(self, exc: BaseException) -> None:
+        summary = self.summary
+        summary.interrupted = True
+        summary.signal = signal.Signals(getattr(exc, "signum", signal.SIGINT)).name
+        summary.lost = sum(len(g) for g in self.in_flight.values()) + len(self.submitting)
+        summary.not_run += sum(len(g) for g in self.queue)
+        for fut in self.in_flight:
+            fut.cancel()
+        self.s.executor.close(cancel=True)
+
+
+class _progress:
+    """A tqdm bar on stderr whose total grows as a strategy asks for more trials (or nothing)."""
+
+    def __init__(self, desc: str, enabled: bool):
+        self.desc, self.enabled, self._bar = desc, enabled, None
+
+    def grow(self, n: int) -> None:
+        if not self.enabled or n <= 0:
+            return
+        if self._bar is None:
+            from tqdm.auto import tqdm
+
+            self._bar = tqdm(total=n, desc=self.desc, unit="trial", leave=False)
+        else:
+            self._bar.total += n
+            self._bar.refresh()
+
     def update(self, n: int) -> None:
-        pass
+        if self._bar is not None:
+            self._bar.update(n)
 
     def close(self) -> None:
-        pass
-
-
-def _progress(total: int, desc: str, enabled: bool):
-    if not enabled or total == 0:
-        return _NoBar()
-    from tqdm.auto import tqdm
-
-    return tqdm(total=total, desc=desc, unit="trial", leave=False)
+        if self._bar is not None:
+            self._bar.close()
