@@ -58,6 +58,9 @@ class QuadraticWell(Dataset):
     def info(self, p: QuadraticWellParams) -> DatasetInfo:
         return DatasetInfo((p.dim,), 0, 1, 1, "synthetic quadratic well", task=TASK)
 
+    def quadratic_spectrum(self, p: QuadraticWellParams):
+        return p.eigenvalues().double().numpy()
+
     def load(self, p: QuadraticWellParams, *, data_root=None, download=False) -> DataBundle:
         lam = p.eigenvalues()[None, :]
         x = torch.zeros(1, 1)
@@ -88,6 +91,9 @@ class QuadraticPoint(Model):
             raise DofbenchError(f"model quadratic-point needs a dataset of task {TASK!r} (e.g. quadratic-well), "
                                 f"got task {info.task!r}")
         return Point(info.input_shape[0], params.R)
+
+    def initial_distance(self, params: PointParams) -> float:
+        return float(params.R)
 
 
 @hookimpl

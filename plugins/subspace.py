@@ -135,6 +135,7 @@ class Full(Method):
     name = "full"
     description = "Ordinary training of all D parameters (the d = D reference; the suite's dims do not apply)."
     Params = FullParams
+    baseline = True
 
     def fixed_dim(self, params, total_params):
         return total_params

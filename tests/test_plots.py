@@ -48,7 +48,7 @@ def make_store(path, burnin: bool = True) -> Store:
     """A small suite written through Store.write_result: random (and burn-in) subspaces, the full
     baseline, one diverged and one failed trial."""
     store = Store(path)
-    ids = []
+    ids, baselines = [], set()
     i = 0
 
     def add(*args, **kw):
@@ -56,6 +56,8 @@ def make_store(path, burnin: bool = True) -> Store:
         r = _result(f"t{i:03d}", *args, **kw)
         store.write_result(r, SUITE)
         ids.append(r.trial_id)
+        if r.spec.method.name == "full":
+            baselines.add(r.trial_id)
         i += 1
 
     for d in DIMS:
@@ -69,7 +71,7 @@ def make_store(path, burnin: bool = True) -> Store:
     add("random-subspace", {"projection": "dense"}, DIMS[-1], 9, None, status="diverged")
     add("random-subspace", {"projection": "dense"}, DIMS[-1], 10, None, status="failed")
     store.register_suite(SUITE, "synthetic suite for plot tests", {"dims": DIMS}, "test", ids,
-                         "best_train_acc", EPSILONS, 0.25, True)
+                         "best_train_acc", EPSILONS, 0.25, True, baselines=baselines)
     return store
 
 
@@ -156,9 +158,10 @@ def test_dstar_per_method_against_epsilon(store, tmp_path):
     assert rs[0] is not None and all(b is None or (a is not None and b >= a) for a, b in zip(rs, rs[1:]))
 
 
-def test_burnin_dstar_against_steps(store, tmp_path):
-    res = _draw(store, "burnin")
-    (panel,) = res.panels
+def test_sweep_draws_dstar_against_the_parameter_a_method_varies(store, tmp_path):
+    res = _draw(store, "sweep")
+    (panel,) = res.panels  # random-subspace and full have one configuration each: nothing swept
+    assert (panel["method"], panel["param"]) == ("burn-in-subspace", "steps")
     assert set(panel["lines"]) == {f"ε={e:g}" for e in EPSILONS}
     for e in EPSILONS:
         expected = [(t, store.query("select d_star from leaderboard where suite=? and label=? and epsilon=?",
@@ -185,8 +188,8 @@ def test_nothing_to_plot_and_bad_kind(tmp_path):
     store.write_result(r, "only")
     store.register_suite("only", "", {}, "t", [r.trial_id], "best_train_acc", [0.3], 0.1, True)
     with store.read() as con:
-        with pytest.raises(plots.NothingToPlot, match="burn-in-subspace"):
-            plots.plot(con, "burnin", "only")
+        with pytest.raises(plots.NothingToPlot, match="nothing to plot for `sweep`"):
+            plots.plot(con, "sweep", "only")
         with pytest.raises(DofbenchError, match="unknown plot kind 'nope'; allowed: phase"):
             plots.plot(con, "nope", "only")
     with pytest.raises(DofbenchError, match="no such suite"):
@@ -204,7 +207,7 @@ def test_plot_cli_writes_every_kind(store, tmp_path):
     assert not list(out.glob("*.svg"))
     res = invoke("plot", "dstar", "--db", str(store.path), "--out", str(out))  # every suite, png and svg
     assert res.exit_code == 0 and "<svg" in (out / f"{SUITE}-dstar.svg").read_text()[:2000]
-    bad = invoke("plot", "burnin", "--db", str(tmp_path / "none.duckdb"))
+    bad = invoke("plot", "sweep", "--db", str(tmp_path / "none.duckdb"))
     assert bad.exit_code == 1 and "no results store" in bad.stderr
     bad = invoke("plot", "pie", "--db", str(store.path))
     assert bad.exit_code != 0 and "pie" in bad.stderr

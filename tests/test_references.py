@@ -48,6 +48,7 @@ model = "mlp"
 model_params = { hidden = [999] }
 dataset = "mnist1d"
 D = 5000
+method = "random-subspace"
 rule = "d_star"
 metric = "best_train_acc"
 epsilon = 0.3
@@ -61,6 +62,7 @@ model = "mlp"
 dataset = "mnist1d"
 dataset_variant = "shuffled labels"
 D = 5000
+method = "random-subspace"
 rule = "d_int"
 fraction = 0.5
 metric = "test_acc"
@@ -104,21 +106,27 @@ def test_registry_is_loaded_into_the_store_when_it_changes(tmp_path, monkeypatch
     reg.mkdir()
     (reg / "mine.toml").write_text(GOOD)
     monkeypatch.setenv(references.ENV_REGISTRY, str(reg))
-    store = Store(tmp_path / "s.duckdb")
+    path = tmp_path / "s.duckdb"
+    store = Store(path)
     with store.write():
         pass
     got = store.query("select source, id, rule_label, value from reference_results order by id")[1]
     assert got == [("mine", "dint-mlp", "d_int50", 100.0), ("mine", "dstar-mlp", "d*(eps=0.3, delta=0.25)", 32.0),
                    ("mine", "other-width", "d*(eps=0.3, delta=0.25)", 10.0), ("mine", "variant", "d_int50", 10.0)]
-    with store.write() as con:
-        assert references.sync(con) is False  # unchanged registry: nothing reloaded
+    loaded = store.query("select loaded_at from reference_registry")[1]
+    with Store(path).write():  # opened again, registry unchanged: nothing reloaded
+        pass
+    assert store.query("select loaded_at from reference_registry")[1] == loaded
     (reg / "mine.toml").write_text(GOOD.replace("value = 32", "value = 40"))
-    with store.write():
+    with store.write():  # once per store open: this Store has synced already
+        pass
+    assert store.query("select value from reference_results where id = 'dstar-mlp'")[1] == [(32.0,)]
+    with Store(path).write():
         pass
     assert store.query("select value from reference_results where id = 'dstar-mlp'")[1] == [(40.0,)]
     (reg / "mine.toml").write_text(GOOD.replace("citation", "cite", 1))
     with pytest.raises(DofbenchError, match="mine.toml: results\\[0\\]"):
-        with store.write():
+        with Store(path).write():
             pass
 
 

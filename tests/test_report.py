@@ -44,9 +44,9 @@ def test_html_is_self_contained_with_every_plot_that_has_data(reported):
     srcs = re.findall(r'src="([^"]*)"', page)
     assert srcs and all(s.startswith("data:image/png;base64,") for s in srcs)
     assert "<link" not in page and "<script" not in page
-    # five kinds have data (no burn-in trials in this suite); each image decodes to the PNG written
+    # five kinds have data (no method parameter is swept in this suite); each image decodes to the PNG written
     kinds = re.findall(r'<img alt="(\w+)"', page)
-    assert kinds == ["phase", "ps", "accuracy", "dstar", "curves"] and "No data for: burnin" in page
+    assert kinds == ["phase", "ps", "accuracy", "dstar", "curves"] and "No data for: sweep" in page
     for kind, src in zip(kinds, srcs):
         assert base64.b64decode(src.split(",", 1)[1]) == (out / "figures" / f"{SUITE}-{kind}.png").read_bytes()
 

@@ -50,11 +50,13 @@ def test_store_views_match_the_python_reference(db):
             r = _result(f"t{d}-{s}", "sub", d, s, a)
             store.write_result(r, "s")
             ids.append(r.trial_id)
+    baselines = set()
     for s, a in enumerate([0.96, 0.98]):  # the full-training baseline: mean 0.97
         r = _result(f"full-{s}", "full", 1000, s, a)
         store.write_result(r, "s")
         ids.append(r.trial_id)
-    store.register_suite("s", "", {}, "test", ids, "train_acc", [0.5], 0.1, True)
+        baselines.add(r.trial_id)
+    store.register_suite("s", "", {}, "test", ids, "train_acc", [0.5], 0.1, True, baselines=baselines)
     for conf in (0.95, 0.8):
         store.record_statistics("s", "grid", conf)
         rows = store.query("select d, successes, n, p_lo, p_hi from success where method = 'sub' order by d")[1]

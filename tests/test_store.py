@@ -115,3 +115,31 @@ def test_a_trial_stored_before_a_component_gained_a_parameter_stays_in_its_group
     assert store.query("select d, n, p_success, params from success")[1] == [(10, 2, 1.0, '{"lr":0.05,"projection":"dense"}')]
     assert store.query("select d_star, n_seeds from leaderboard")[1] == [(10, 2)]
     assert store.query("select params from trials where trial_id = ?", [old.trial_id])[1] == [('{"lr":0.05}',)]  # stored row unchanged
+
+
+def test_a_store_of_schema_4_gets_todays_views_and_its_full_baselines_marked(db):
+    """Migration 5 marks the full-training baselines of stores written before methods declared
+    `baseline`, and every write-open recreates the views (an older store's extra view goes)."""
+    from dofbench.results import migrations
+
+    con = duckdb.connect(str(db))
+    con.execute("CREATE TABLE schema_migrations (version INTEGER PRIMARY KEY, applied_at TIMESTAMPTZ)")
+    for version, fn in enumerate(migrations.MIGRATIONS[:4], start=1):
+        fn(con)
+        con.execute("INSERT INTO schema_migrations VALUES (?, now())", [version])
+    con.close()
+    store = Store(db)
+    rows = [synthetic_result("sub", d, s, acc) for d, acc in ((10, 0.5), (20, 0.95)) for s in range(2)]
+    rows += [synthetic_result("full", 1000, s, 1.0) for s in range(2)]
+    for r in rows:
+        store.write_result(r, "s")
+    store.register_suite("s", "", {}, "t", [r.trial_id for r in rows], "train_acc", [0.5], 0.1, True)
+    # the membership was written without baselines; emulate the old store by migrating from 4 again
+    with duckdb.connect(str(db)) as raw:
+        raw.execute("ALTER TABLE suite_trials DROP COLUMN baseline")
+        raw.execute("DELETE FROM schema_migrations WHERE version = 5")
+        raw.execute("CREATE VIEW leaderboard_base AS SELECT 1 AS x")  # what schema 3 left behind
+    fresh = Store(db)
+    assert fresh.query("select d_int90, baseline from leaderboard where method = 'sub'")[1] == [(20, 1.0)]
+    views = {r[0] for r in fresh.query("select view_name from duckdb_views() where not internal")[1]}
+    assert views == {"trial_values", "success", "leaderboard"}

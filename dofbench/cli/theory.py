@@ -5,7 +5,7 @@ from __future__ import annotations
 import click
 
 from dofbench.cli.common import session
-from dofbench.run.predictions import _table, hessian_predictions, quadratic_rows, suite_predictions
+from dofbench.run.predictions import quadratic_table, hessian_predictions, quadratic_rows, suite_predictions
 
 
 @click.group()
@@ -31,10 +31,10 @@ def theory() -> None:
 @click.option("--format", "fmt", type=click.Choice(["table", "csv", "json", "markdown"]), default="table")
 def quadratic(D, spectrum, k, lambda_k, lambda_rest, lambda_max, alpha, R, epsilons, delta, samples, seed, fmt):
     """Width of the projected sub-level set and d*(ε) of a quadratic well ½ θᵀHθ seen from distance R."""
-    from dofbench.analysis.theory import spectrum as make
+    from dofbench.analysis.theory import spectrum as make  # the CLI's own quadratic well, no plugin
 
     lam = make(spectrum, D, k=k, lambda_k=lambda_k, lambda_rest=lambda_rest, lambda_max=lambda_max, alpha=alpha)
-    click.echo(_table(quadratic_rows(lam, R, list(epsilons), delta, samples, seed)).render(fmt))
+    click.echo(quadratic_table(quadratic_rows(lam, R, list(epsilons), delta, samples, seed)).render(fmt))
 
 
 @theory.command()
@@ -47,9 +47,11 @@ def quadratic(D, spectrum, k, lambda_k, lambda_rest, lambda_max, alpha, R, epsil
 @click.option("--format", "fmt", type=click.Choice(["table", "csv", "json", "markdown"]), default="table")
 @click.pass_context
 def suite(ctx, suite_name, config, db, samples, seed, no_write, fmt):
-    """Predicted d* for the quadratic-well tasks of SUITE, next to the measured d* [interval]."""
+    """Predicted d* for the tasks of SUITE whose loss is an exact quadratic well (e.g. quadratic-well with
+    quadratic-point), next to the measured d* [interval]."""
     s = session(ctx, db=db, config=config)
-    click.echo(suite_predictions(s, suite_name, samples, seed, write=not no_write).render(fmt))
+    table = suite_predictions(s.host, s.store, s.resolve([suite_name])[0], samples, seed, write=not no_write)
+    click.echo(table.render(fmt))
 
 
 @theory.command()
@@ -71,5 +73,6 @@ def suite(ctx, suite_name, config, db, samples, seed, no_write, fmt):
 def hessian(ctx, suite_name, config, db, epsilons, steps, lr, k, samples, seed, device, no_write, fmt):
     """Local-quadratic prediction of d*(ε) for real networks from the Hessian spectrum (Lanczos)."""
     s = session(ctx, db=db, config=config, device=device)
-    click.echo(hessian_predictions(s, suite_name, list(epsilons) or None, steps, lr, k, samples, seed,
-                                   write=not no_write).render(fmt))
+    table = hessian_predictions(s.host, s.store, s.runtime, s.resolve([suite_name])[0], list(epsilons) or None,
+                                steps, lr, k, samples, seed, write=not no_write)
+    click.echo(table.render(fmt))

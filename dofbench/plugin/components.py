@@ -42,6 +42,12 @@ class Dataset(Component):
         """Raise DofbenchError (where it looked, how to provide the data) if :meth:`load` would
         fail for missing data. Called before any training. Embedded data are always available."""
 
+    def quadratic_spectrum(self, params: Params) -> Any:
+        """A dataset whose training loss is exactly the quadratic well ½ (θ − θ*)ᵀ H (θ − θ*) with a
+        diagonal H returns H's eigenvalues (array-like of length D), so ``dofbench theory suite``
+        can predict d* from the geometry; any other returns None (the default)."""
+        return None
+
 
 # --------------------------------------------------------------------------------------- models
 class Model(Component):
@@ -51,8 +57,14 @@ class Model(Component):
         raise NotImplementedError
 
     def batchable(self, params: Params) -> bool:
-        """Whether training several seeds together (:mod:`dofbench.batched`) pays off on CPU."""
+        """Whether training several seeds together in one stack
+        (:func:`dofbench.engine.loop.train_trials`) pays off on CPU."""
         return False
+
+    def initial_distance(self, params: Params) -> float | None:
+        """A model that starts at a fixed distance R = ‖θ0 − θ*‖ from the minimum of a quadratic
+        well (see :meth:`Dataset.quadratic_spectrum`) returns R; any other returns None."""
+        return None
 
 
 # --------------------------------------------------------------------------------------- methods
@@ -67,6 +79,9 @@ class Method(Component):
     """
 
     kind = "method"
+    baseline: ClassVar[bool] = False
+    """True for the full-training baseline (it trains all D parameters): a suite that runs it
+    compares the other methods with it (Li et al.'s d_int90 in the leaderboard)."""
 
     def fixed_dim(self, params: Params, total_params: int) -> int | None:
         """A method that always trains a fixed number of scalars (e.g. full training) returns it;

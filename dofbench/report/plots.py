@@ -2,9 +2,10 @@
 drawn for any past run, and returns the data it drew so tests and reports can check it.
 
 Kinds: ``phase`` (P_s as colour over (d, ε) with the d* curve and, where the ``predictions`` table
-has rows, the predicted curve), ``ps`` (P_s vs d per ε), ``accuracy`` (metric vs d per method, mean
-± std over seeds, D marked), ``dstar`` (d* vs ε per method), ``burnin`` (d* vs burn-in steps t of
-``burn-in-subspace``) and ``curves`` (training curves from ``evals``).
+has rows, the predicted curve), ``ps`` (P_s vs d per ε), ``accuracy`` (the suite's metric vs d per
+method, mean ± std over seeds, D marked), ``dstar`` (d* vs ε per method), ``sweep`` (d* vs a method
+parameter the suite varies, e.g. burn-in steps) and ``curves`` (training curves of the suite's
+metric from ``evals``).
 """
 
 from __future__ import annotations
@@ -18,12 +19,11 @@ from pathlib import Path
 from typing import Any, Callable
 
 from dofbench.errors import DofbenchError
+from dofbench.results import queries
 from dofbench.results.store import Store
 
-KINDS = ("phase", "ps", "accuracy", "dstar", "burnin", "curves")
+KINDS = ("phase", "ps", "accuracy", "dstar", "sweep", "curves")
 FORMATS = ("png", "svg")
-BURNIN_METHOD = "burn-in-subspace"
-BURNIN_PARAM = "steps"
 Key = tuple  # (model, model_params, dataset, dataset_params, method, params, …)
 
 
@@ -43,24 +43,7 @@ class NothingToPlot(DofbenchError):
 
 
 # ------------------------------------------------------------------------------ reading
-def _rows(con, sql: str, params: list[Any]) -> list[dict[str, Any]]:
-    cur = con.execute(sql, params)
-    cols = [c[0] for c in cur.description]
-    return [dict(zip(cols, r)) for r in cur.fetchall()]
-
-
-def _table_exists(con, name: str) -> bool:
-    return con.execute("SELECT count(*) FROM information_schema.tables WHERE table_name = ?", [name]).fetchone()[0] > 0
-
-
-def suites_in(con) -> list[str]:
-    return [r[0] for r in con.execute(
-        "SELECT DISTINCT suite FROM suite_trials ORDER BY suite").fetchall()]
-
-
-def _suite_metric(con, suite: str) -> str:
-    row = con.execute("SELECT any_value(metric) FROM suite_thresholds WHERE suite = ?", [suite]).fetchone()
-    return row[0] if row and row[0] else "best_train_acc"
+_METRIC = re.compile(r"^(best_)?(train|test)_(.+)$")
 
 
 def _task_title(r: dict[str, Any], with_method: bool = True) -> str:
@@ -72,30 +55,28 @@ def _task_title(r: dict[str, Any], with_method: bool = True) -> str:
     return " · ".join(parts)
 
 
+def _key(r: dict[str, Any], *extra: str) -> Key:
+    return (r["model"], r["model_params"], r["dataset"], r["dataset_params"], *(r[e] for e in extra))
+
+
 def phase_data(con, suite: str) -> list[dict[str, Any]]:
     """Per (task, method, metric) with at least two d: the P_s grid over (ε, d) from `success`, d*(ε) from `leaderboard`
     and, where the `predictions` table has rows, the predicted d*(ε) with its interval."""
-    rows = _rows(con, "SELECT model, model_params, dataset, dataset_params, method, params, label, total_params, "
-                      "metric, epsilon, d, p_success FROM success WHERE suite = ? ORDER BY epsilon, d", [suite])
-    stars = _rows(con, "SELECT model, model_params, dataset, dataset_params, method, params, metric, epsilon, d_star "
-                       "FROM leaderboard WHERE suite = ?", [suite])
-    preds = []
-    if _table_exists(con, "predictions"):
-        preds = _rows(con, "SELECT * FROM predictions WHERE suite = ?", [suite])
+    stars = queries.d_star_rows(con, suite)
+    preds = queries.prediction_rows(con, suite)
     groups: dict[Key, list[dict[str, Any]]] = defaultdict(list)
-    for r in rows:
-        groups[(r["model"], r["model_params"], r["dataset"], r["dataset_params"], r["method"], r["params"], r["metric"])].append(r)
+    for r in queries.success_rows(con, suite):
+        groups[_key(r, "method", "params", "metric")].append(r)
     panels = []
     for key, rs in sorted(groups.items(), key=lambda kv: (kv[0][0], kv[0][2], kv[1][0]["label"])):
         ds = sorted({r["d"] for r in rs})
-        if len(ds) < 2:  # a single d (e.g. `full` at d = D) has no phase diagram
+        if len(ds) < 2:  # a single d (e.g. a full-training baseline at d = D) has no phase diagram
             continue
         eps = sorted({r["epsilon"] for r in rs})
         grid = [[None] * len(ds) for _ in eps]
         for r in rs:
             grid[eps.index(r["epsilon"])][ds.index(r["d"])] = r["p_success"]
-        d_star = {s["epsilon"]: s["d_star"] for s in stars
-                  if (s["model"], s["model_params"], s["dataset"], s["dataset_params"], s["method"], s["params"], s["metric"]) == key}
+        d_star = {s["epsilon"]: s["d_star"] for s in stars if _key(s, "method", "params", "metric") == key}
         first = rs[0]
         predicted = {}
         for p in preds:
@@ -119,20 +100,14 @@ def ps_data(con, suite: str) -> list[dict[str, Any]]:
 
 
 def accuracy_data(con, suite: str, metric: str | None = None) -> list[dict[str, Any]]:
-    """Per task: the metric's mean and standard deviation over seeds against d, one line per method."""
-    metric = metric or _suite_metric(con, suite)
-    rows = _rows(con, f"""
-        SELECT t.model, t.model_params, t.dataset, t.dataset_params, t.label, t.d,
-               any_value(t.total_params) AS total_params,
-               avg(v) AS mean, stddev_samp(v) AS std, count(v) AS n
-        FROM (SELECT *, TRY_CAST(json_extract_string(metrics, '$."' || ? || '"') AS DOUBLE) AS v FROM trials) t
-        JOIN suite_trials st ON st.trial_id = t.trial_id
-        WHERE st.suite = ? AND t.status = 'ok' AND v IS NOT NULL
-        GROUP BY t.model, t.model_params, t.dataset, t.dataset_params, t.label, t.d
-        ORDER BY t.label, t.d""", [metric, suite])
+    """Per task: the suite's metric (or ``metric``), mean and standard deviation over seeds against d,
+    one line per method."""
+    metric = metric or queries.suite_metric(con, suite)
+    if not metric:
+        return []
     groups: dict[Key, list[dict[str, Any]]] = defaultdict(list)
-    for r in rows:
-        groups[(r["model"], r["model_params"], r["dataset"], r["dataset_params"])].append(r)
+    for r in queries.metric_by_d(con, suite, metric):
+        groups[_key(r)].append(r)
     panels = []
     for key, rs in groups.items():
         lines: dict[str, list[tuple]] = defaultdict(list)
@@ -146,11 +121,9 @@ def accuracy_data(con, suite: str, metric: str | None = None) -> list[dict[str, 
 
 def dstar_data(con, suite: str) -> list[dict[str, Any]]:
     """Per (task, metric): d* against ε, one line per method (None where no d on the grid succeeds)."""
-    rows = _rows(con, "SELECT model, model_params, dataset, dataset_params, label, metric, epsilon, d_star, max_d, "
-                      "total_params FROM leaderboard WHERE suite = ? ORDER BY label, epsilon", [suite])
     groups: dict[Key, list[dict[str, Any]]] = defaultdict(list)
-    for r in rows:
-        groups[(r["model"], r["model_params"], r["dataset"], r["dataset_params"], r["metric"])].append(r)
+    for r in queries.d_star_rows(con, suite):
+        groups[_key(r, "metric")].append(r)
     panels = []
     for key, rs in groups.items():
         lines: dict[str, list[tuple]] = defaultdict(list)
@@ -163,46 +136,49 @@ def dstar_data(con, suite: str) -> list[dict[str, Any]]:
     return panels
 
 
-def burnin_data(con, suite: str) -> list[dict[str, Any]]:
-    """Per (task, metric): d* against the burn-in steps t of `burn-in-subspace`, one line per ε
-    (and per setting of its other params)."""
-    rows = _rows(con, "SELECT model, model_params, dataset, dataset_params, params, metric, epsilon, d_star, max_d, "
-                      "total_params FROM leaderboard WHERE suite = ? AND method = ?", [suite, BURNIN_METHOD])
+def _numeric(v: Any) -> bool:
+    return isinstance(v, (int, float)) and not isinstance(v, bool)
+
+
+def sweep_data(con, suite: str) -> list[dict[str, Any]]:
+    """Per (task, metric, method) whose configurations in the suite differ in a numeric parameter
+    (e.g. the burn-in steps t of a burn-in subspace): d* against that parameter, one line per ε and
+    setting of the method's other varying parameters. With several numeric parameters varying, the
+    one with the most values is the x axis."""
     groups: dict[Key, list[dict[str, Any]]] = defaultdict(list)
-    for r in rows:
-        groups[(r["model"], r["model_params"], r["dataset"], r["dataset_params"], r["metric"])].append(r)
+    for r in queries.d_star_rows(con, suite):
+        groups[_key(r, "metric", "method")].append({**r, "p": json.loads(r["params"] or "{}")})
     panels = []
     for key, rs in groups.items():
+        names = sorted({k for r in rs for k in r["p"]})
+        values = {k: {json.dumps(r["p"].get(k)) for r in rs} for k in names}
+        varying = [k for k in names if len(values[k]) > 1]
+        numeric = [k for k in varying if all(_numeric(r["p"].get(k)) for r in rs)]
+        if not numeric:
+            continue
+        x = max(numeric, key=lambda k: (len(values[k]), [-ord(c) for c in k]))
         lines: dict[str, list[tuple]] = defaultdict(list)
         for r in rs:
-            params = json.loads(r["params"] or "{}")
-            t = params.pop(BURNIN_PARAM, None)
-            if t is None:
-                continue
-            rest = ",".join(f"{k}={json.dumps(v)}" for k, v in sorted(params.items()) if _varies(rs, k))
-            lines[f"ε={r['epsilon']:g}" + (f" [{rest}]" if rest else "")].append((int(t), r["d_star"]))
-        panels.append({"title": _task_title(rs[0], with_method=False), "model": key[0], "dataset": key[2],
-                       "metric": key[4], "D": rs[0]["total_params"],
+            rest = ",".join(f"{k}={json.dumps(r['p'].get(k))}" for k in varying if k != x)
+            lines[f"ε={r['epsilon']:g}" + (f" [{rest}]" if rest else "")].append((r["p"][x], r["d_star"]))
+        panels.append({"title": _task_title({**rs[0], "label": key[5]}), "model": key[0], "dataset": key[2],
+                       "method": key[5], "param": x, "metric": key[4], "D": rs[0]["total_params"],
                        "lines": {k: sorted(v) for k, v in sorted(lines.items())}})
-    return [p for p in panels if p["lines"]]
+    return panels
 
 
-def _varies(rows: list[dict[str, Any]], param: str) -> bool:
-    return len({json.dumps(json.loads(r["params"] or "{}").get(param)) for r in rows}) > 1
-
-
-def curves_data(con, suite: str, split: str = "train", metric: str = "acc") -> list[dict[str, Any]]:
-    """Per (task, method): the mean over seeds of an `evals` metric against the step, one line per d."""
-    rows = _rows(con, """
-        SELECT t.model, t.model_params, t.dataset, t.dataset_params, t.method, t.params, any_value(t.label) AS label,
-               any_value(t.total_params) AS total_params, t.d, e.step, avg(e.value) AS mean, count(e.value) AS n
-        FROM evals e JOIN trials t ON t.trial_id = e.trial_id JOIN suite_trials st ON st.trial_id = t.trial_id
-        WHERE st.suite = ? AND e.split = ? AND e.metric = ? AND t.status IN ('ok', 'diverged')
-        GROUP BY t.model, t.model_params, t.dataset, t.dataset_params, t.method, t.params, t.d, e.step
-        ORDER BY t.d, e.step""", [suite, split, metric])
+def curves_data(con, suite: str, split: str | None = None, metric: str | None = None) -> list[dict[str, Any]]:
+    """Per (task, method): the mean over seeds of an evaluated metric against the step, one line per d.
+    By default the split and metric of the suite's success metric (e.g. train and acc for
+    best_train_acc)."""
+    if split is None or metric is None:
+        m = _METRIC.match(queries.suite_metric(con, suite) or "")
+        if m is None:
+            return []
+        split, metric = split or m.group(2), metric or m.group(3)
     groups: dict[Key, list[dict[str, Any]]] = defaultdict(list)
-    for r in rows:
-        groups[(r["model"], r["model_params"], r["dataset"], r["dataset_params"], r["method"], r["params"])].append(r)
+    for r in queries.curve_rows(con, suite, split, metric):
+        groups[_key(r, "method", "params")].append(r)
     panels = []
     for key, rs in sorted(groups.items(), key=lambda kv: (kv[0][0], kv[0][2], kv[1][0]["label"])):
         lines: dict[int, list[tuple]] = defaultdict(list)
@@ -326,19 +302,24 @@ def draw_dstar(panels: list[dict[str, Any]], suite: str):
     return fig
 
 
-def draw_burnin(panels: list[dict[str, Any]], suite: str):
+def draw_sweep(panels: list[dict[str, Any]], suite: str):
     fig, axes = _figure(len(panels))
     for ax, p in zip(axes, panels):
+        xs = []
         for label, pts in p["lines"].items():
             found = [(t, d) for t, d in pts if d is not None]
             ax.plot([t for t, _ in found], [d for _, d in found], "o-", label=label)
-        ax.set_xscale("symlog", linthresh=1)
+            xs += [t for t, _ in pts]
+        if xs and min(xs) > 0:
+            ax.set_xscale("log")
+        elif xs and max(xs) > 10:
+            ax.set_xscale("symlog", linthresh=1)
         ax.set_yscale("log")
-        ax.set_xlabel("burn-in steps t")
+        ax.set_xlabel(f"{p['method']}: {p['param']}")
         ax.set_ylabel("threshold training dimension d*")
         ax.set_title(p["title"], fontsize=9)
         ax.legend(fontsize=8)
-    fig.suptitle(f"{suite}: d* against burn-in steps")
+    fig.suptitle(f"{suite}: d* against a swept method parameter")
     return fig
 
 
@@ -368,7 +349,7 @@ KIND_FUNCS: dict[str, tuple[Callable, Callable, str]] = {
     "ps": (ps_data, draw_ps, "P_s against d, one line per ε"),
     "accuracy": (accuracy_data, draw_accuracy, "metric against d per method, mean ± std over seeds, D marked"),
     "dstar": (dstar_data, draw_dstar, "d* against ε per method"),
-    "burnin": (burnin_data, draw_burnin, f"d* against burn-in steps t ({BURNIN_METHOD})"),
+    "sweep": (sweep_data, draw_sweep, "d* against a numeric method parameter the suite varies (e.g. burn-in steps)"),
     "curves": (curves_data, draw_curves, "training curves from evals, one line per d"),
 }
 
@@ -407,10 +388,11 @@ def render(store: Store, kinds: list[str] | tuple[str, ...], suite: str | None, 
     """Draw ``kinds`` for one suite (or every suite in the store) into ``out_dir``."""
     out = []
     with store.read() as con:
-        suites = [suite] if suite else suites_in(con)
-        if suite and suite not in suites_in(con):
+        stored = queries.stored_suites(con)
+        suites = [suite] if suite else stored
+        if suite and suite not in stored:
             raise DofbenchError(f"--suite {suite!r}: no such suite in {store.path}; stored: "
-                                f"{', '.join(suites_in(con)) or 'none'}")
+                                f"{', '.join(stored) or 'none'}")
         if not suites:
             raise DofbenchError(f"no suites in {store.path}; run `dofbench run SUITE` first")
         for s in suites:

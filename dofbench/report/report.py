@@ -30,28 +30,24 @@ FIGURES = "figures"
 def collect(store: Store, suite: str, out_dir: Path) -> dict[str, Any]:
     """Everything the report shows, read from the store (figures are written to out_dir/figures)."""
     with store.read() as con:
-        row = con.execute("SELECT description, spec, source, updated_at FROM suites WHERE suite = ?", [suite]).fetchone()
+        row = queries.suite_definition(con, suite)
         if row is None:
-            known = [r[0] for r in con.execute("SELECT suite FROM suites ORDER BY suite").fetchall()]
+            known = queries.defined_suites(con)
             raise DofbenchError(f"suite {suite!r}: not in {store.path}; stored suites: {', '.join(known) or 'none'}")
-        thresholds = con.execute("SELECT metric, epsilon, delta FROM suite_thresholds WHERE suite = ? ORDER BY epsilon",
-                                 [suite]).fetchall()
-        status = Table(["status", "trials", "wall_s"], con.execute(
-            "SELECT t.status, count(*), round(sum(t.wall_s), 1) FROM suite_trials st JOIN trials t USING (trial_id) "
-            "WHERE st.suite = ? GROUP BY t.status ORDER BY t.status", [suite]).fetchall())
-        env = con.execute(
-            "SELECT t.versions, t.device, count(*) FROM suite_trials st JOIN trials t USING (trial_id) "
-            "WHERE st.suite = ? GROUP BY t.versions, t.device ORDER BY count(*) DESC", [suite]).fetchall()
+        thresholds = queries.suite_thresholds(con, suite)
+        status = Table(["status", "trials", "wall_s"], queries.status_counts(con, suite))
+        env = queries.environments(con, suite)
         refs = references_table(con)
         comparison = compare(con, suite)
     plots = render(store, KINDS, suite, out_dir / FIGURES, formats=("png",), skip_empty=True)
     produced = Table(["versions", "device", "trials"],
                      [(", ".join(f"{k} {v}" for k, v in json.loads(v or "{}").items()), dev, n) for v, dev, n in env])
     return {
-        "suite": suite, "description": row[0] or "", "spec": json.loads(row[1] or "{}"), "source": row[2],
-        "updated_at": row[3], "store": str(store.path),
-        "thresholds": {"metric": thresholds[0][0] if thresholds else None,
-                       "epsilons": [t[1] for t in thresholds], "delta": thresholds[0][2] if thresholds else None},
+        "suite": suite, "description": row["description"] or "", "spec": json.loads(row["spec"] or "{}"),
+        "source": row["source"], "updated_at": row["updated_at"], "store": str(store.path),
+        "thresholds": {"metric": thresholds[0]["metric"] if thresholds else None,
+                       "epsilons": [t["epsilon"] for t in thresholds],
+                       "delta": thresholds[0]["delta"] if thresholds else None},
         "status": status, "leaderboard": queries.leaderboard(store, suite), "comparison": comparison,
         "references": refs, "plots": plots, "produced_by": produced, "report_env": report_environment(),
         "generated_at": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),

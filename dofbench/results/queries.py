@@ -1,22 +1,40 @@
-"""Read queries over the store, shared by the Python session, the CLI and the report."""
+"""The read queries over the store that dofbench itself runs: for the Python session and the CLI
+(leaderboard, success), the plots, the report, the comparison with published references and the
+theory commands. Each takes an open (read-only) connection, or a :class:`~dofbench.results.store.Store`
+where it says so, and returns plain rows; what is drawn or compared from them is decided by the
+caller."""
 
 from __future__ import annotations
+
+from typing import Any
 
 from dofbench.results.table import Table
 
 LEADERBOARD_COLUMNS = ("suite, model, dataset, label AS method, metric, epsilon, delta, d_star, "
                        "d_star_lo, d_star_hi, d_int90, total_params, d_star_fraction, n_seeds, rank")
+REFERENCE_COLUMNS = ("source", "id", "position", "citation", "url", "location", "paper_model", "model",
+                     "model_params", "dataset", "dataset_params", "dataset_variant", "D", "method", "rule",
+                     "rule_label", "metric", "fraction", "baseline", "epsilon", "delta", "value", "bound",
+                     "verified", "note")
 
 
-def _where_suite(suite: str | None) -> tuple[str, list]:
-    return ("WHERE suite = ?", [suite]) if suite else ("", [])
+def rows(con, sql: str, params: list[Any] | None = None) -> list[dict[str, Any]]:
+    """The rows of ``sql`` as dicts by column name."""
+    cur = con.execute(sql, params or [])
+    cols = [c[0] for c in cur.description]
+    return [dict(zip(cols, r)) for r in cur.fetchall()]
 
 
+def _where_suite(suite: str | None, alias: str = "", word: str = "WHERE") -> tuple[str, list]:
+    return (f" {word} {alias}suite = ?", [suite]) if suite else ("", [])
+
+
+# ------------------------------------------------------------------------------ session and CLI
 def leaderboard(store, suite: str | None = None) -> Table:
     """The leaderboard as users see it: one row per (suite, task, method, metric, ε), ranked."""
     where, params = _where_suite(suite)
     return Table(*store.query(
-        f"SELECT {LEADERBOARD_COLUMNS} FROM leaderboard {where} "
+        f"SELECT {LEADERBOARD_COLUMNS} FROM leaderboard{where} "
         "ORDER BY suite, model, dataset, metric, epsilon, rank, label", params))
 
 
@@ -25,4 +43,143 @@ def success(store, suite: str | None = None) -> Table:
     where, params = _where_suite(suite)
     return Table(*store.query(
         f"SELECT suite, model, dataset, label AS method, d, metric, epsilon, n, successes, p_success "
-        f"FROM success {where} ORDER BY suite, model, dataset, label, metric, epsilon, d", params))
+        f"FROM success{where} ORDER BY suite, model, dataset, label, metric, epsilon, d", params))
+
+
+# ------------------------------------------------------------------------------ suites
+def stored_suites(con) -> list[str]:
+    """Suites with trials in the store."""
+    return [r[0] for r in con.execute("SELECT DISTINCT suite FROM suite_trials ORDER BY suite").fetchall()]
+
+
+def defined_suites(con) -> list[str]:
+    """Suites whose definition the store holds."""
+    return [r[0] for r in con.execute("SELECT suite FROM suites ORDER BY suite").fetchall()]
+
+
+def suite_definition(con, suite: str) -> dict[str, Any] | None:
+    """description, spec (JSON), source and updated_at of a suite, or None."""
+    found = rows(con, "SELECT description, spec, source, updated_at FROM suites WHERE suite = ?", [suite])
+    return found[0] if found else None
+
+
+def suite_thresholds(con, suite: str) -> list[dict[str, Any]]:
+    """The suite's (metric, ε, δ) rows, by ε."""
+    return rows(con, "SELECT metric, epsilon, delta, higher_is_better FROM suite_thresholds WHERE suite = ? "
+                     "ORDER BY epsilon", [suite])
+
+
+def suite_metric(con, suite: str) -> str | None:
+    """The metric that defines success in ``suite``."""
+    row = con.execute("SELECT any_value(metric) FROM suite_thresholds WHERE suite = ?", [suite]).fetchone()
+    return row[0] if row else None
+
+
+def status_counts(con, suite: str) -> list[tuple]:
+    """(status, trials, summed wall_s) of a suite's trials."""
+    return con.execute(
+        "SELECT t.status, count(*), round(sum(t.wall_s), 1) FROM suite_trials st JOIN trials t USING (trial_id) "
+        "WHERE st.suite = ? GROUP BY t.status ORDER BY t.status", [suite]).fetchall()
+
+
+def environments(con, suite: str) -> list[tuple]:
+    """(versions JSON, device, trials) that produced a suite's trials, most trials first."""
+    return con.execute(
+        "SELECT t.versions, t.device, count(*) FROM suite_trials st JOIN trials t USING (trial_id) "
+        "WHERE st.suite = ? GROUP BY t.versions, t.device ORDER BY count(*) DESC", [suite]).fetchall()
+
+
+# ------------------------------------------------------------------------------ plots
+_GROUP = "model, model_params, dataset, dataset_params, method, params"
+
+
+def success_rows(con, suite: str) -> list[dict[str, Any]]:
+    """P_s per (task, method, metric, ε, d) of a suite, by ε and d."""
+    return rows(con, f"SELECT {_GROUP}, label, total_params, metric, epsilon, d, p_success FROM success "
+                     "WHERE suite = ? ORDER BY epsilon, d", [suite])
+
+
+def d_star_rows(con, suite: str, method: str | None = None) -> list[dict[str, Any]]:
+    """d* per (task, method, metric, ε) of a suite (optionally of one method), by label and ε."""
+    extra, params = (" AND method = ?", [method]) if method else ("", [])
+    return rows(con, f"SELECT {_GROUP}, label, metric, epsilon, d_star, max_d, total_params FROM leaderboard "
+                     f"WHERE suite = ?{extra} ORDER BY label, epsilon", [suite, *params])
+
+
+def prediction_rows(con, suite: str) -> list[dict[str, Any]]:
+    """Theory's predicted d* of a suite (table ``predictions``)."""
+    return rows(con, "SELECT * FROM predictions WHERE suite = ?", [suite])
+
+
+def metric_by_d(con, suite: str, metric: str) -> list[dict[str, Any]]:
+    """Mean, standard deviation and count over seeds of ``metric`` per (task, method label, d),
+    from the suite's 'ok' trials."""
+    return rows(con, """
+        SELECT t.model, t.model_params, t.dataset, t.dataset_params, t.label, t.d,
+               any_value(t.total_params) AS total_params,
+               avg(v) AS mean, stddev_samp(v) AS std, count(v) AS n
+        FROM (SELECT *, TRY_CAST(json_extract_string(metrics, '$."' || ? || '"') AS DOUBLE) AS v FROM trials) t
+        JOIN suite_trials st ON st.trial_id = t.trial_id
+        WHERE st.suite = ? AND t.status = 'ok' AND v IS NOT NULL
+        GROUP BY t.model, t.model_params, t.dataset, t.dataset_params, t.label, t.d
+        ORDER BY t.label, t.d""", [metric, suite])
+
+
+def curve_rows(con, suite: str, split: str, metric: str) -> list[dict[str, Any]]:
+    """The mean over seeds of an evaluated ``split``/``metric`` per (task, method, d, step)."""
+    return rows(con, """
+        SELECT t.model, t.model_params, t.dataset, t.dataset_params, t.method, t.params, any_value(t.label) AS label,
+               any_value(t.total_params) AS total_params, t.d, e.step, avg(e.value) AS mean, count(e.value) AS n
+        FROM evals e JOIN trials t ON t.trial_id = e.trial_id JOIN suite_trials st ON st.trial_id = t.trial_id
+        WHERE st.suite = ? AND e.split = ? AND e.metric = ? AND t.status IN ('ok', 'diverged')
+        GROUP BY t.model, t.model_params, t.dataset, t.dataset_params, t.method, t.params, t.d, e.step
+        ORDER BY t.d, e.step""", [suite, split, metric])
+
+
+def measured_d_star(con, suite: str) -> list[dict[str, Any]]:
+    """d* with its interval per (model params, dataset params, ε) of a suite."""
+    return rows(con, "SELECT model_params, dataset_params, epsilon, d_star, d_star_lo, d_star_hi FROM leaderboard "
+                     "WHERE suite = ?", [suite])
+
+
+# ------------------------------------------------------------------------------ references
+def reference_rows(con, columns: tuple[str, ...] = REFERENCE_COLUMNS) -> list[dict[str, Any]]:
+    """The loaded published references, in registry order."""
+    return rows(con, f"SELECT {', '.join(columns)} FROM reference_results ORDER BY source, position")
+
+
+def d_star_at(con, model: str, dataset: str, method: str, metric: str, epsilon: float, delta: float,
+              suite: str | None = None) -> list[dict[str, Any]]:
+    """Leaderboard rows of a (model, dataset, method) at one (metric, ε, δ)."""
+    where, params = _where_suite(suite, word="AND")
+    return rows(con,
+                "SELECT suite, label, model_params, dataset_params, d_star, total_params, n_seeds, max_d FROM leaderboard "
+                "WHERE model = ? AND dataset = ? AND method = ? AND metric = ? AND abs(epsilon - ?) < 1e-9 "
+                f"AND abs(delta - ?) < 1e-9{where}", [model, dataset, method, metric, epsilon, delta, *params])
+
+
+_VALUE = "TRY_CAST(json_extract_string(t.metrics, '$.\"' || ? || '\"') AS DOUBLE)"
+
+
+def mean_metric_by_d(con, model: str, dataset: str, method: str, metric: str,
+                     suite: str | None = None) -> list[dict[str, Any]]:
+    """Mean (and count) over the 'ok' trials of ``metric`` per (suite, model params, dataset params,
+    method params, d) of a (model, dataset, method)."""
+    where, params = _where_suite(suite, "st.", word="AND")
+    return rows(con,
+                f"SELECT st.suite, any_value(t.label) AS label, t.model_params, t.dataset_params, t.params, t.d, "
+                f"avg({_VALUE}) AS mean, count({_VALUE}) AS n, any_value(t.total_params) AS total_params "
+                "FROM suite_trials st JOIN trials t USING (trial_id) "
+                f"WHERE t.status = 'ok' AND t.model = ? AND t.dataset = ? AND t.method = ?{where} "
+                "GROUP BY st.suite, t.model_params, t.dataset_params, t.params, t.d",
+                [metric, metric, model, dataset, method, *params])
+
+
+def baseline_means(con, model: str, dataset: str, metric: str) -> list[dict[str, Any]]:
+    """Mean ``metric`` of the full-training baselines (trials a suite marks ``baseline``) of a
+    (model, dataset), per (model params, dataset params)."""
+    return rows(con,
+                f"SELECT t.model_params, t.dataset_params, avg({_VALUE}) AS mean FROM trials t "
+                "WHERE t.status = 'ok' AND t.model = ? AND t.dataset = ? AND t.trial_id IN "
+                "(SELECT trial_id FROM suite_trials WHERE baseline) "
+                "GROUP BY t.model_params, t.dataset_params", [metric, model, dataset])

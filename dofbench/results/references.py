@@ -3,12 +3,13 @@ stored measurements with them.
 
 One TOML file per source, each a list of ``[[results]]`` entries validated by
 :class:`ReferenceEntry`. The registry is loaded into the store's ``reference_results`` table when
-the store is opened for writing and the registry's content hash changed (:func:`sync`). Two rules
-are understood:
+the store is opened for writing and the registry's content hash changed (:meth:`Store.write`). Two
+rules are understood:
 
 - ``d_int`` (Li et al. 2018): the smallest d whose mean ``metric`` over seeds exceeds ``fraction``
   × the full-training value of the same metric (``d_int90`` for fraction 0.9). The baseline is the
-  mean over stored ``full`` trials of the same model and dataset, else the entry's ``baseline``.
+  mean over the stored full-training baselines of the same model and dataset (trials of a method
+  that declares ``baseline``), else the entry's ``baseline``.
 - ``d_star`` (Larsen et al. 2022): the smallest d with P_s ≥ 1 − δ at threshold ε of ``metric``
   (the leaderboard's d*).
 """
@@ -27,6 +28,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 from dofbench.errors import DofbenchError
 from dofbench.config.identity import canonical_json
 from dofbench.config.schemas import format_validation_error
+from dofbench.results import queries
 from dofbench.results.table import Table
 
 if sys.version_info >= (3, 11):
@@ -35,7 +37,6 @@ else:  # pragma: no cover
     import tomli as tomllib
 
 ENV_REGISTRY = "DOFBENCH_REGISTRY"
-FULL_METHOD = "full"
 
 
 class ReferenceEntry(BaseModel):
@@ -59,7 +60,7 @@ class ReferenceEntry(BaseModel):
         None, description="A variant of the dataset (e.g. shuffled labels); such an entry is compared "
                           "only when dataset_params says how dofbench reproduces it.")
     D: int = Field(gt=0, description="Total parameter count of the published model.")
-    method: str = Field("random-subspace", description="dofbench method name the number was measured with.")
+    method: str = Field(min_length=1, description="dofbench method name the number was measured with (e.g. random-subspace).")
     rule: Literal["d_int", "d_star"] = Field(
         description="Estimator: d_int = smallest d whose mean metric exceeds fraction × the full-training "
                     "value (Li et al.'s d_int90); d_star = smallest d with P_s ≥ 1 − delta at epsilon.")
@@ -166,37 +167,18 @@ def registry_hash(dirs: list[Path] | None = None) -> str:
 
 
 # ------------------------------------------------------------------------------ the store
-COLUMNS = ("source", "id", "position", "citation", "url", "location", "paper_model", "model", "model_params",
-           "dataset", "dataset_params", "dataset_variant", "D", "method", "rule", "rule_label", "metric",
-           "fraction", "baseline", "epsilon", "delta", "value", "bound", "verified", "note")
+COLUMNS = queries.REFERENCE_COLUMNS
 
 
-def sync(con, dirs: list[Path] | None = None) -> bool:
-    """Load the registry into ``reference_results`` if its content hash changed; True if it did."""
-    digest = registry_hash(dirs)
-    row = con.execute("SELECT hash FROM reference_registry").fetchone()
-    if row is not None and row[0] == digest:
-        return False
-    entries = load_registry(dirs)
+def registry_rows(dirs: list[Path] | None = None) -> list[list[Any]]:
+    """The registry as rows of ``reference_results`` (columns :data:`COLUMNS`)."""
     rows = []
-    for position, (source, e) in enumerate(entries):
+    for position, (source, e) in enumerate(load_registry(dirs)):
         d = e.model_dump()
         d.update(source=source, position=position, rule_label=e.rule_label, model_params=canonical_json(e.model_params),
                  dataset_params=None if e.dataset_params is None else canonical_json(e.dataset_params))
         rows.append([d[c] for c in COLUMNS])
-    con.begin()
-    try:
-        con.execute("DELETE FROM reference_results")
-        if rows:
-            con.executemany(f"INSERT INTO reference_results ({', '.join(COLUMNS)}) "
-                            f"VALUES ({', '.join('?' * len(COLUMNS))})", rows)
-        con.execute("DELETE FROM reference_registry")
-        con.execute("INSERT INTO reference_registry VALUES (?, now())", [digest])
-        con.commit()
-    except Exception:
-        con.rollback()
-        raise
-    return True
+    return rows
 
 
 # ------------------------------------------------------------------------------ comparison
@@ -224,10 +206,8 @@ def _matches(ref: dict[str, Any], model_params: str | None, dataset_params: str 
 def compare(con, suite: str | None = None) -> Table:
     """Measured next to published, where model, dataset, method and rule match, with the ratio
     measured / published. ``con`` is a (read-only) store connection."""
-    refs = [dict(zip(COLUMNS, r)) for r in con.execute(
-        f"SELECT {', '.join(COLUMNS)} FROM reference_results ORDER BY source, position").fetchall()]
     out: list[tuple] = []
-    for ref in refs:
+    for ref in queries.reference_rows(con):
         measured = _measure_d_star(con, ref, suite) if ref["rule"] == "d_star" else _measure_d_int(con, ref, suite)
         for m in measured:
             ratio = None if m["measured"] is None else m["measured"] / ref["value"]
@@ -240,45 +220,29 @@ def compare(con, suite: str | None = None) -> Table:
     return Table(list(COMPARISON_COLUMNS), out)
 
 
-def _suite_filter(suite: str | None, alias: str = "") -> tuple[str, list[Any]]:
-    return (f" AND {alias}suite = ?", [suite]) if suite else ("", [])
-
-
 def _measure_d_star(con, ref: dict[str, Any], suite: str | None) -> list[dict[str, Any]]:
-    where, params = _suite_filter(suite)
-    rows = con.execute(
-        "SELECT suite, label, model_params, dataset_params, d_star, total_params, n_seeds, max_d FROM leaderboard "
-        "WHERE model = ? AND dataset = ? AND method = ? AND metric = ? AND abs(epsilon - ?) < 1e-9 "
-        f"AND abs(delta - ?) < 1e-9{where}",
-        [ref["model"], ref["dataset"], ref["method"], ref["metric"], ref["epsilon"], ref["delta"], *params]).fetchall()
-    return [{"suite": s, "label": lab, "measured": ds, "D": D, "n_seeds": n, "max_d": mx}
-            for s, lab, mp, dp, ds, D, n, mx in rows if _matches(ref, mp, dp)]
+    found = queries.d_star_at(con, ref["model"], ref["dataset"], ref["method"], ref["metric"], ref["epsilon"],
+                              ref["delta"], suite)
+    return [{"suite": r["suite"], "label": r["label"], "measured": r["d_star"], "D": r["total_params"],
+             "n_seeds": r["n_seeds"], "max_d": r["max_d"]}
+            for r in found if _matches(ref, r["model_params"], r["dataset_params"])]
 
 
 def _measure_d_int(con, ref: dict[str, Any], suite: str | None) -> list[dict[str, Any]]:
-    """Li et al.'s estimator on stored trials: smallest d whose mean metric > fraction × baseline."""
-    where, params = _suite_filter(suite, "st.")
-    value = "TRY_CAST(json_extract_string(t.metrics, '$.\"' || ? || '\"') AS DOUBLE)"
-    rows = con.execute(
-        f"SELECT st.suite, any_value(t.label), t.model_params, t.dataset_params, t.params, t.d, "
-        f"avg({value}) AS mean, count({value}) AS n, any_value(t.total_params) "
-        "FROM suite_trials st JOIN trials t USING (trial_id) "
-        f"WHERE t.status = 'ok' AND t.model = ? AND t.dataset = ? AND t.method = ?{where} "
-        "GROUP BY st.suite, t.model_params, t.dataset_params, t.params, t.d",
-        [ref["metric"], ref["metric"], ref["model"], ref["dataset"], ref["method"], *params]).fetchall()
-    base_rows = con.execute(
-        f"SELECT t.model_params, t.dataset_params, avg({value}) FROM trials t "
-        "WHERE t.status = 'ok' AND t.model = ? AND t.dataset = ? AND t.method = ? "
-        "GROUP BY t.model_params, t.dataset_params",
-        [ref["metric"], ref["model"], ref["dataset"], FULL_METHOD]).fetchall()
-    baselines = {(mp, dp): b for mp, dp, b in base_rows if b is not None}
+    """Li et al.'s estimator on stored trials: smallest d whose mean metric > fraction × baseline,
+    the baseline being the suite's own full-training trials, else the entry's published one."""
+    baselines = {(b["model_params"], b["dataset_params"]): b["mean"]
+                 for b in queries.baseline_means(con, ref["model"], ref["dataset"], ref["metric"])
+                 if b["mean"] is not None}
     groups: dict[tuple, dict[str, Any]] = {}
-    for s, label, mp, dp, params_json, d, mean, n, D in rows:
-        if not _matches(ref, mp, dp) or mean is None:
+    for r in queries.mean_metric_by_d(con, ref["model"], ref["dataset"], ref["method"], ref["metric"], suite):
+        mp, dp = r["model_params"], r["dataset_params"]
+        if not _matches(ref, mp, dp) or r["mean"] is None:
             continue
-        g = groups.setdefault((s, mp, dp, params_json), {"suite": s, "label": label, "D": D, "points": [],
-                                                         "baseline": baselines.get((mp, dp), ref["baseline"])})
-        g["points"].append((d, mean, n))
+        g = groups.setdefault((r["suite"], mp, dp, r["params"]), {
+            "suite": r["suite"], "label": r["label"], "D": r["total_params"], "points": [],
+            "baseline": baselines.get((mp, dp), ref["baseline"])})
+        g["points"].append((r["d"], r["mean"], r["n"]))
     out = []
     for g in groups.values():
         pts = sorted(g["points"])
@@ -294,12 +258,11 @@ def _measure_d_int(con, ref: dict[str, Any], suite: str | None) -> list[dict[str
 
 def references_table(con) -> Table:
     """Every loaded reference (for reports)."""
-    cols = ["source", "model", "dataset", "dataset_variant", "D", "method", "rule_label", "metric", "value", "bound",
-            "verified", "citation", "location", "note"]
-    rows = [tuple(_number(v) for v in r) for r in con.execute(
-        f"SELECT {', '.join(cols)} FROM reference_results ORDER BY source, position").fetchall()]
+    cols = ("source", "model", "dataset", "dataset_variant", "D", "method", "rule_label", "metric", "value", "bound",
+            "verified", "citation", "location", "note")
+    found = [tuple(_number(r[c]) for c in cols) for r in queries.reference_rows(con, cols)]
     return Table(["source", "model", "dataset", "variant", "D", "method", "rule", "metric", "value", "bound",
-                  "verified", "citation", "location", "note"], rows)
+                  "verified", "citation", "location", "note"], found)
 
 
 def _number(v: Any) -> Any:

@@ -5,7 +5,7 @@ into trial specs, each with its identity."""
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -38,7 +38,7 @@ class ResolvedSuite:
     tasks: list[Task]
     metric: str
     higher_is_better: bool
-    warnings: list[str] = field(default_factory=list)
+    baselines: frozenset[str] = frozenset()  # ids of the trials of full-training baseline methods
 
     def resolved_json(self) -> dict[str, Any]:
         return self.spec.model_dump(mode="json")
@@ -112,6 +112,7 @@ def resolve_suite(host, name: str, spec: SuiteSpec, *, where: str | None = None)
                               count_params(module)))
 
     trials: list[TrialSpec] = []
+    baselines: set[str] = set()
     seeds = spec.seed_list()
     for task in tasks:
         D = task.total_params
@@ -135,7 +136,9 @@ def resolve_suite(host, name: str, spec: SuiteSpec, *, where: str | None = None)
                         train=spec.train,
                         identity={"model": task.model_identity, "dataset": task.dataset_identity,
                                   "method": ident}))
-    return ResolvedSuite(name, spec, trials, tasks, metric, higher)
+                    if getattr(meth, "baseline", False):
+                        baselines.add(trials[-1].trial_id)
+    return ResolvedSuite(name, spec, trials, tasks, metric, higher, frozenset(baselines))
 
 
 _METRIC_RE = re.compile(r"^(best_)?(train|test)_(.+)$")

@@ -273,7 +273,8 @@ class _Run:
         th = self.suite.spec.threshold
         self.s.store.register_suite(self.suite.name, self.suite.spec.description, self.suite.resolved_json(),
                                     self.s.source, members, th.metric, th.epsilons, th.delta,
-                                    self.suite.higher_is_better, specs=self.suite.trial_specs_json())
+                                    self.suite.higher_is_better, specs=self.suite.trial_specs_json(),
+                                    baselines=self.suite.baselines)
         self.registered = members
 
     def reuse_stored(self, wanted: list[TrialSpec]) -> list[TrialSpec]:

@@ -1,0 +1,169 @@
+"""The store's schema: numbered migrations that create or alter tables (a store's version is the
+count applied), and the views, which live in ``views.sql`` and are recreated whenever the store is
+opened for writing (so every store gets today's views, whatever version created it)."""
+
+from __future__ import annotations
+
+from importlib.resources import files
+from typing import Callable
+
+import duckdb
+
+
+# ----------------------------------------------------------------------------------- migrations
+def _m001_core(con: duckdb.DuckDBPyConnection) -> None:
+    con.execute("""
+    CREATE TABLE trials (
+        trial_id VARCHAR PRIMARY KEY,
+        suite VARCHAR,               -- suite that last ran the trial (membership: suite_trials)
+        model VARCHAR, model_params VARCHAR,
+        dataset VARCHAR, dataset_params VARCHAR,
+        method VARCHAR, params VARCHAR,
+        label VARCHAR,               -- method name with its non-default params, for display
+        d INTEGER, d_used INTEGER, total_params BIGINT, seed INTEGER,
+        status VARCHAR CHECK (status IN ('ok', 'failed', 'diverged')),
+        error VARCHAR,
+        train_loss DOUBLE, train_acc DOUBLE, test_loss DOUBLE, test_acc DOUBLE,
+        best_train_loss DOUBLE, best_train_acc DOUBLE, best_test_loss DOUBLE, best_test_acc DOUBLE,
+        metrics VARCHAR,             -- JSON: every final and best metric value
+        steps INTEGER, wall_s DOUBLE, device VARCHAR,
+        method_info VARCHAR,         -- JSON: what the method resolved (e.g. the projection used)
+        train VARCHAR,               -- JSON: the training configuration
+        spec VARCHAR,                -- JSON: the fully resolved trial spec (reproduce from this)
+        versions VARCHAR,            -- JSON: dofbench, torch, numpy, python (, cuda)
+        started_at TIMESTAMPTZ, finished_at TIMESTAMPTZ
+    )""")
+    con.execute("""
+    CREATE TABLE evals (
+        trial_id VARCHAR, step INTEGER, split VARCHAR, metric VARCHAR, value DOUBLE
+    )""")
+    con.execute("""
+    CREATE TABLE suites (
+        suite VARCHAR PRIMARY KEY, description VARCHAR, spec VARCHAR, source VARCHAR,
+        updated_at TIMESTAMPTZ
+    )""")
+    con.execute("CREATE TABLE suite_trials (suite VARCHAR, trial_id VARCHAR, PRIMARY KEY (suite, trial_id))")
+    con.execute("""
+    CREATE TABLE suite_thresholds (
+        suite VARCHAR, metric VARCHAR, epsilon DOUBLE, delta DOUBLE, higher_is_better BOOLEAN
+    )""")
+
+
+def _m002_statistics(con: duckdb.DuckDBPyConnection) -> None:
+    """Migration 2: the suite's search strategy and confidence level (the Wilson intervals of the
+    views), the adaptive search's d*, theory's predictions."""
+    con.execute("""
+    CREATE TABLE suite_statistics (
+        suite VARCHAR PRIMARY KEY,
+        strategy VARCHAR,            -- 'grid' | 'adaptive'
+        confidence DOUBLE,           -- two-sided level of the P_s intervals
+        z DOUBLE                     -- its normal quantile (Wilson interval)
+    )""")
+    con.execute("""
+    CREATE TABLE searches (          -- d* decided by the adaptive search (dofbench.run.adaptive)
+        suite VARCHAR, model VARCHAR, model_params VARCHAR, dataset VARCHAR, dataset_params VARCHAR,
+        method VARCHAR, params VARCHAR, metric VARCHAR, epsilon DOUBLE, d_star INTEGER,
+        trials INTEGER, steps BIGINT, note VARCHAR
+    )""")
+    con.execute("""
+    CREATE TABLE predictions (       -- theory: predicted d*(ε) (dofbench.run.predictions)
+        suite VARCHAR, model VARCHAR, dataset VARCHAR, method VARCHAR, metric VARCHAR,
+        epsilon DOUBLE, d_star_pred DOUBLE, d_star_pred_lo DOUBLE, d_star_pred_hi DOUBLE,
+        source VARCHAR
+    )""")
+
+
+def _m003_references(con: duckdb.DuckDBPyConnection) -> None:
+    """Migration 3: published results from registry/ (loaded when the store is opened for writing and
+    the registry changed)."""
+    con.execute("""
+    CREATE TABLE reference_results (
+        source VARCHAR, id VARCHAR, position INTEGER, citation VARCHAR, url VARCHAR, location VARCHAR,
+        paper_model VARCHAR, model VARCHAR, model_params VARCHAR, dataset VARCHAR,
+        dataset_params VARCHAR, dataset_variant VARCHAR, D BIGINT, method VARCHAR,
+        rule VARCHAR,                -- 'd_int' (Li et al.'s d_int90) or 'd_star' (P_s >= 1 - delta at epsilon)
+        rule_label VARCHAR, metric VARCHAR, fraction DOUBLE, baseline DOUBLE, epsilon DOUBLE,
+        delta DOUBLE, value DOUBLE, bound VARCHAR, verified BOOLEAN, note VARCHAR,
+        PRIMARY KEY (source, id)
+    )""")
+    con.execute("CREATE TABLE reference_registry (hash VARCHAR, loaded_at TIMESTAMPTZ)")
+
+
+# A store's version is the count of migrations applied: append new ones at the end.
+def _m004_suite_resolution(con: duckdb.DuckDBPyConnection) -> None:
+    """A suite sees each of its trials with its own, current resolution of the component params.
+
+    A trial's id hashes only non-default params, so a trial stored before a component gained a
+    parameter keeps its id (and is not rerun) but carries the older params JSON. Grouping the
+    views by the suite's resolution keeps it in the same group as its newer siblings."""
+    for col in ("model_params", "dataset_params", "params", "label"):
+        con.execute(f"ALTER TABLE suite_trials ADD COLUMN {col} VARCHAR")
+
+
+def _m005_baselines(con: duckdb.DuckDBPyConnection) -> None:
+    """Migration 5: a suite's full-training baseline is marked on its membership
+    (``suite_trials.baseline``), from the method's own declaration (``Method.baseline``), rather than
+    recognised by a method name. Rows stored before: their suites knew one baseline method, the
+    built-in ``full``; rerunning a suite rewrites its membership from the declarations."""
+    con.execute("ALTER TABLE suite_trials ADD COLUMN baseline BOOLEAN DEFAULT false")
+    con.execute("UPDATE suite_trials SET baseline = EXISTS (SELECT 1 FROM trials t "
+                "WHERE t.trial_id = suite_trials.trial_id AND t.method = 'full')")
+
+
+MIGRATIONS: list[Callable[[duckdb.DuckDBPyConnection], None]] = [
+    _m001_core, _m002_statistics, _m003_references, _m004_suite_resolution, _m005_baselines]
+
+
+def schema_version(con: duckdb.DuckDBPyConnection) -> int:
+    exists = con.execute(
+        "SELECT count(*) FROM information_schema.tables WHERE table_name = 'schema_migrations'").fetchone()[0]
+    if not exists:
+        return 0
+    return int(con.execute("SELECT coalesce(max(version), 0) FROM schema_migrations").fetchone()[0])
+
+
+def migrate(con: duckdb.DuckDBPyConnection) -> int:
+    """Apply every migration newer than the store's version, each in its own transaction, then
+    recreate the views; return the new version."""
+    con.execute("CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY, applied_at TIMESTAMPTZ)")
+    current = schema_version(con)
+    for version, fn in enumerate(MIGRATIONS, start=1):
+        if version <= current:
+            continue
+        con.begin()
+        try:
+            fn(con)
+            con.execute("INSERT INTO schema_migrations VALUES (?, now())", [version])
+            con.commit()
+        except Exception:
+            con.rollback()
+            raise
+    create_views(con)
+    return len(MIGRATIONS)
+
+
+def drop_views(con: duckdb.DuckDBPyConnection) -> None:
+    """Drop every view of the store (also those of older versions, e.g. ``leaderboard_base``)."""
+    for (name,) in con.execute(
+            "SELECT view_name FROM duckdb_views() WHERE NOT internal AND schema_name = 'main'").fetchall():
+        con.execute(f'DROP VIEW "{name}"')
+
+
+def create_views(con: duckdb.DuckDBPyConnection) -> None:
+    """(Re)create the views of ``views.sql``, in one transaction."""
+    sql = files("dofbench.results").joinpath("views.sql").read_text(encoding="utf-8")
+    con.begin()
+    try:
+        drop_views(con)
+        for statement in _statements(sql):
+            con.execute(statement)
+        con.commit()
+    except Exception:
+        con.rollback()
+        raise
+
+
+def _statements(sql: str) -> list[str]:
+    """The statements of a SQL file: split at semicolons that end a line (comments dropped)."""
+    lines = [line for line in sql.splitlines() if not line.lstrip().startswith("--")]
+    return [s.strip() for s in "\n".join(lines).split(";\n") if s.strip().rstrip(";").strip()]
