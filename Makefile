@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 export DOFBENCH_CACHE ?= $(CURDIR)/.dofbench-cache
 
-.PHONY: install demo test bench clean fashion-mnist
+.PHONY: install demo test test-slow bench clean fashion-mnist
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -24,9 +24,16 @@ demo: $(STAMP)
 	@$(BIN)/dofbench report quick --db demo.duckdb --out report/quick
 	@$(BIN)/dofbench report quick-methods --db demo.duckdb --out report/quick-methods
 
+# The layer contracts and the tests of every layer, about a minute on 2 cores. test-slow runs the few
+# slow ones (whole runs in subprocesses, process pools, a Dask cluster, kill -9); CI runs both.
+# pytest's exit code 5 (no test collected) is a failure.
+PYTEST = $(BIN)/python -m pytest -q -n 2 -p no:cacheprovider
 test: $(STAMP)
 	$(BIN)/lint-imports
-	$(BIN)/python -m pytest -q -n 2 -p no:cacheprovider
+	$(PYTEST) -m "not slow"; rc=$$?; [ $$rc -ne 5 ] || { echo "no test collected" >&2; exit 1; }; exit $$rc
+
+test-slow: $(STAMP)
+	$(PYTEST) -m slow; rc=$$?; [ $$rc -ne 5 ] || { echo "no test collected" >&2; exit 1; }; exit $$rc
 
 bench: $(STAMP)
 	$(BIN)/python -m benchmarks

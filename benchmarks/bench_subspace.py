@@ -19,7 +19,6 @@ DOFBENCH_BENCH_ONLY=steps|batched|machine (sections 1–2, 3 or 4 alone).
 
 from __future__ import annotations
 
-import math
 import os
 import statistics
 import tempfile

@@ -14,7 +14,6 @@ from dofbench.engine.data import DataBundle, DatasetInfo
 from dofbench.errors import DofbenchError
 from dofbench.run.host import COMPONENT_HOOKS, Host
 from dofbench.plugin.hookspecs import hookimpl
-from helpers import invoke
 
 
 def test_every_hookspec_is_documented_and_known_to_the_host():
@@ -81,7 +80,7 @@ def test_duplicate_component_names_name_both_plugins():
         host.names("method")
 
 
-def test_broken_plugins_are_reported_and_the_rest_works(tmp_path, monkeypatch):
+def test_broken_plugins_are_reported_and_the_rest_works(tmp_path, monkeypatch, invoke):
     (tmp_path / "broken_import.py").write_text("import no_such_module_xyz\n")
     (tmp_path / "broken_hook.py").write_text(
         "from dofbench.plugin import hookimpl\n"
@@ -115,7 +114,7 @@ def test_plugin_by_file_path(tmp_path):
     assert host.source_of("metric", "top2").source == "--plugin"
 
 
-def test_plugin_commands_hook(tmp_path, monkeypatch):
+def test_plugin_commands_hook(tmp_path, monkeypatch, invoke):
     (tmp_path / "cmdplug.py").write_text(
         "import click\nfrom dofbench.plugin import hookimpl\n"
         "@hookimpl\ndef dofbench_commands(cli):\n"

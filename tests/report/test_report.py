@@ -11,21 +11,18 @@ import pytest
 from dofbench import Session
 from dofbench.results import references
 from dofbench.errors import DofbenchError
-from helpers import invoke
-from test_plots import SUITE, make_store
-from test_references import GOOD
 
 
 @pytest.fixture(scope="module")
-def reported(tmp_path_factory):
+def reported(tmp_path_factory, invoke, synth, registry_text):
     tmp = tmp_path_factory.mktemp("report")
     (tmp / "reg").mkdir()
-    (tmp / "reg" / "mine.toml").write_text(GOOD)
+    (tmp / "reg" / "mine.toml").write_text(registry_text)
     mp = pytest.MonkeyPatch()
     mp.setenv(references.ENV_REGISTRY, str(tmp / "reg"))
     try:
-        store = make_store(tmp / "s.duckdb", burnin=False)
-        res = invoke("report", SUITE, "--db", str(store.path), "--out", str(tmp / "out"))
+        store = synth.make_store(tmp / "s.duckdb", burnin=False)
+        res = invoke("report", "synth", "--db", str(store.path), "--out", str(tmp / "out"))
     finally:
         mp.undo()
     return store, res, tmp / "out"
@@ -48,7 +45,7 @@ def test_html_is_self_contained_with_every_plot_that_has_data(reported):
     kinds = re.findall(r'<img alt="(\w+)"', page)
     assert kinds == ["phase", "ps", "accuracy", "dstar", "curves"] and "No data for: sweep" in page
     for kind, src in zip(kinds, srcs):
-        assert base64.b64decode(src.split(",", 1)[1]) == (out / "figures" / f"{SUITE}-{kind}.png").read_bytes()
+        assert base64.b64decode(src.split(",", 1)[1]) == (out / "figures" / f"synth-{kind}.png").read_bytes()
 
 
 def test_report_shows_settings_leaderboard_references_and_environment(reported):
@@ -59,10 +56,10 @@ def test_report_shows_settings_leaderboard_references_and_environment(reported):
         assert "synthetic suite for plot tests" in text and "best_train_acc" in text and "δ = 0.25" in text
         assert "Leaderboard" in text and "Published references" in text and "Environment" in text
     # the leaderboard's d* values are in the Markdown table, row by row
-    lb = Session(db=store.path).leaderboard(SUITE)
+    lb = Session(db=store.path).leaderboard("synth")
     assert lb.render("markdown") in md
     # the matching reference, with its ratio, and the loaded references
-    comp = Session(db=store.path).references(SUITE)
+    comp = Session(db=store.path).references("synth")
     assert len(comp) == 2 and comp.render("markdown") in md
     assert "4 published references loaded" in md and "4 published references loaded" in page
     # trial environment (versions stored with the trials, device) and the report's own
@@ -74,9 +71,9 @@ def test_report_shows_settings_leaderboard_references_and_environment(reported):
         assert (out / rel).is_file()
 
 
-def test_unknown_suite_is_one_line(tmp_path, reported):
+def test_unknown_suite_is_one_line(tmp_path, reported, invoke):
     store, _, _ = reported
-    with pytest.raises(DofbenchError, match=f"suite 'nope': not in .*; stored suites: {SUITE}"):
+    with pytest.raises(DofbenchError, match="suite 'nope': not in .*; stored suites: synth"):
         Session(db=store.path).report("nope", tmp_path)
     res = invoke("report", "nope", "--db", str(store.path), "--out", str(tmp_path))
     assert res.exit_code == 1 and res.stderr.count("\n") == 1

@@ -9,16 +9,17 @@ import torch
 from dofbench.cli.session import Session
 from dofbench.errors import DofbenchError
 from dofbench.run.host import Host
-from dofbench.config.schemas import ResolvedComponent, TrainConfig, TrialSpec
+from dofbench.config.schemas import TrialSpec
 from dofbench.engine.loop import train_full, train_reparam
 from dofbench.config.runtime import Runtime
 from dofbench.engine.worker import Worker
-from helpers import tiny_spec
 from dofbench_plugins import lottery as L
 
 
-def spec(method: str, d: int = 64, seed: int = 0, **params) -> TrialSpec:
-    return tiny_spec(method, d=d, seed=seed, **params)
+@pytest.fixture
+def spec(tiny_spec):
+    """``spec(method, d=64, seed=0, **params)``: a tiny MLP trial."""
+    return lambda method, d=64, seed=0, **params: tiny_spec(method, d=d, seed=seed, **params)
 
 
 def setup(worker, s: TrialSpec):
@@ -33,7 +34,7 @@ def support(rep) -> torch.Tensor:
 
 
 # ------------------------------------------------------------------------------ lottery subspace
-def test_lottery_basis_is_orthonormal_nested_and_spans_the_trajectory(worker):
+def test_lottery_basis_is_orthonormal_nested_and_spans_the_trajectory(worker, spec):
     d_max = 24
     ctx, small = setup(worker, spec("lottery-subspace", d=8, d_max=d_max))
     _, big = setup(worker, spec("lottery-subspace", d=d_max, d_max=d_max))
@@ -55,7 +56,7 @@ def test_lottery_basis_is_orthonormal_nested_and_spans_the_trajectory(worker):
     assert torch.all(sigma[:-1] >= sigma[1:])
 
 
-def test_lottery_subspace_trajectory_is_computed_once_per_seed_and_shared_across_d(worker):
+def test_lottery_subspace_trajectory_is_computed_once_per_seed_and_shared_across_d(worker, spec):
     for d in (4, 16):
         r = worker.run(spec("lottery-subspace", d=d, d_max=16))
         assert r.status == "ok", r.error
@@ -69,7 +70,7 @@ def test_lottery_subspace_trajectory_is_computed_once_per_seed_and_shared_across
     assert worker.cache.computed.count("lottery-basis") == 2
 
 
-def test_centered_variant_and_d_max_validation(worker, tmp_path):
+def test_centered_variant_and_d_max_validation(worker, tmp_path, spec):
     ctx, rep = setup(worker, spec("lottery-subspace", d=10, d_max=10, basis="centered"))
     u = rep.projection.matrix()
     assert torch.allclose(u.T @ u, torch.eye(10), atol=1e-4)
@@ -91,7 +92,7 @@ dims     = [16, 64]
 
 
 # ------------------------------------------------------------------------------ tickets
-def test_one_shot_mask_keeps_exactly_d_largest_pretrained_entries_rewound_to_theta0(worker):
+def test_one_shot_mask_keeps_exactly_d_largest_pretrained_entries_rewound_to_theta0(worker, spec):
     ctx, rep = setup(worker, spec("lottery-ticket", d=50))
     trained = L.pretrained(ctx, ctx.params)["theta"]
     assert not torch.equal(trained, ctx.theta0)
@@ -107,7 +108,7 @@ def test_one_shot_mask_keeps_exactly_d_largest_pretrained_entries_rewound_to_the
     assert rep.lr_schedule(1199) == pytest.approx(0.01) and rep.lr_schedule(5000) == pytest.approx(0.003)
 
 
-def test_pruned_entries_stay_exactly_zero_through_training(worker):
+def test_pruned_entries_stay_exactly_zero_through_training(worker, spec):
     for method in ("lottery-ticket", "random-pruning", "magnitude-pruning"):
         ctx, rep = setup(worker, spec(method, d=40))
         start = rep.theta(rep.phi0).detach()
@@ -122,7 +123,7 @@ def test_pruned_entries_stay_exactly_zero_through_training(worker):
         assert not torch.equal(final[mask], start[mask]), method            # survivors trained
 
 
-def test_late_rewinding_restores_theta_k_of_the_pretraining(worker):
+def test_late_rewinding_restores_theta_k_of_the_pretraining(worker, spec):
     ctx, rep = setup(worker, spec("lottery-ticket", d=60, rewind_step=3))
     art = L.pretrained(ctx, ctx.params, 3)
     g = L.prep_generator("pretrain", L.prep_key(ctx, pretrain=ctx.params.pretrain_parts(), rewind_step=3))
@@ -134,7 +135,7 @@ def test_late_rewinding_restores_theta_k_of_the_pretraining(worker):
     assert not torch.allclose(theta_k, ctx.theta0)
 
 
-def test_one_shot_pretraining_is_cached_per_seed_and_shared_across_d_and_methods(worker):
+def test_one_shot_pretraining_is_cached_per_seed_and_shared_across_d_and_methods(worker, spec):
     for d in (20, 80):
         assert worker.run(spec("lottery-ticket", d=d)).status == "ok"
     assert worker.cache.computed == ["lottery-pretrain"]
@@ -145,7 +146,7 @@ def test_one_shot_pretraining_is_cached_per_seed_and_shared_across_d_and_methods
     assert worker.cache.computed == ["lottery-pretrain"] * 2
 
 
-def test_magnitude_pruning_fine_tunes_from_trained_values_and_random_pruning_from_theta0(worker):
+def test_magnitude_pruning_fine_tunes_from_trained_values_and_random_pruning_from_theta0(worker, spec):
     ctx, mag = setup(worker, spec("magnitude-pruning", d=50))
     trained = L.pretrained(ctx, ctx.params)["theta"]
     mask = support(mag)
@@ -159,7 +160,7 @@ def test_magnitude_pruning_fine_tunes_from_trained_values_and_random_pruning_fro
     assert not support(rnd2).equal(rmask)
 
 
-def test_prune_biases_false_always_keeps_biases(worker):
+def test_prune_biases_false_always_keeps_biases(worker, spec):
     ctx, rep = setup(worker, spec("lottery-ticket", d=60, prune_biases=False))
     mask = support(rep)
     biases = L.always_kept(ctx.net, False, ctx.device)
@@ -170,7 +171,7 @@ def test_prune_biases_false_always_keeps_biases(worker):
 
 
 # ------------------------------------------------------------------------------ IMP
-def test_imp_rounds_reach_the_requested_counts_and_are_nested(worker):
+def test_imp_rounds_reach_the_requested_counts_and_are_nested(worker, spec):
     p = Host().get("method", "lottery-ticket-imp").Params()
     assert L.imp_targets(1000, 300, p) == [1000, 800, 640, 512, 410, 328, 300]
     ctx, rep = setup(worker, spec("lottery-ticket-imp", d=120, prune_fraction=0.5))
@@ -189,7 +190,7 @@ def test_imp_rounds_reach_the_requested_counts_and_are_nested(worker):
     assert torch.equal(theta[support(rep)], ctx.theta0[support(rep)])       # rewound to θ0
 
 
-def test_imp_layerwise_prunes_every_tensor_alike(worker):
+def test_imp_layerwise_prunes_every_tensor_alike(worker, spec):
     ctx, rep = setup(worker, spec("lottery-ticket-imp", d=200, prune_fraction=0.5, scope="layerwise"))
     mask = support(rep)
     assert int(mask.sum()) == 200
@@ -197,7 +198,7 @@ def test_imp_layerwise_prunes_every_tensor_alike(worker):
     assert max(kept) - min(kept) < 0.05
 
 
-def test_imp_rounds_are_cached_so_a_longer_sweep_reuses_shorter_ones(worker):
+def test_imp_rounds_are_cached_so_a_longer_sweep_reuses_shorter_ones(worker, spec):
     base = dict(prune_fraction=0.5)
     assert worker.run(spec("lottery-ticket-imp", d=200, **base)).status == "ok"
     first = worker.cache.computed.count("lottery-imp-round")

@@ -5,13 +5,12 @@ are small enough for batching to pay."""
 import math
 
 import pytest
-import torch
 
 from dofbench.engine.loop import DENSE_BATCH_BYTES, MAX_GROUP, NotBatchable, dense_group_limit, train_trials
 from dofbench.run.host import Host
 from dofbench.run.resolve import trial_spec
 from dofbench.run.grid import group_trials, task_key
-from dofbench.config.schemas import ResolvedComponent, TrainConfig, TrialSpec
+from dofbench.config.schemas import TrialSpec
 from dofbench.engine.loop import train_reparam
 from dofbench.config.runtime import Runtime
 from dofbench.engine.worker import Worker

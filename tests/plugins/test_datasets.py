@@ -14,7 +14,6 @@ from dofbench.engine.data import PreprocessParams, shuffle_labels, stratified_su
 from dofbench.errors import DofbenchError
 from dofbench.run.host import Host
 from dofbench_plugins import images
-from helpers import invoke
 
 DEBIAN = images.DEBIAN_FASHION_MNIST
 
@@ -240,7 +239,7 @@ def test_download_happens_only_when_asked(host, tmp_path, monkeypatch):
     assert calls == [tmp_path]  # present now: not fetched again
 
 
-def test_a_suite_with_missing_data_fails_before_any_training(tmp_path):
+def test_a_suite_with_missing_data_fails_before_any_training(tmp_path, invoke):
     suites = tmp_path / "s.toml"
     suites.write_text("""
 [suites.cifar]
@@ -258,7 +257,7 @@ epsilons = [0.5]
     assert res.exit_code == 1
     out = (res.output + res.stderr).strip()
     assert "Traceback" not in out and len(out.splitlines()) == 1
-    assert f"dataset 'cifar10': data not found" in out and str(tmp_path / "data" / "cifar-10-batches-py") in out
+    assert "dataset 'cifar10': data not found" in out and str(tmp_path / "data" / "cifar-10-batches-py") in out
     if db.exists():  # nothing trained, nothing stored
         import duckdb
 

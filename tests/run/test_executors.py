@@ -12,7 +12,6 @@ from dofbench.cli.session import Session
 from dofbench.errors import DofbenchError
 from dofbench.run.scheduler import Budget, SuiteSummary
 from dofbench.results.store import Store
-from helpers import invoke
 
 
 def snapshot(db) -> tuple[dict, list]:
@@ -31,6 +30,7 @@ def one_thread():
     torch.set_num_threads(before)
 
 
+@pytest.mark.slow
 def test_dask_localcluster_stores_the_same_results_as_local(tiny_config, tmp_path, one_thread):
     """(The process pool's results are compared with local's in test_resilience.)"""
     pytest.importorskip("distributed")
@@ -89,7 +89,7 @@ def test_budgets_stop_starting_trials_and_a_rerun_finishes(tiny_config, db, one_
     (["--executor", "local", "--scheduler", "tcp://127.0.0.1:8786"], "--scheduler applies to --executor dask"),
     (["--executor", "threads"], "--executor: unknown executor 'threads'; available: auto, dask, local, process"),
 ])
-def test_bad_run_options_end_with_one_line(tiny_config, db, args, message):
+def test_bad_run_options_end_with_one_line(tiny_config, db, args, message, invoke):
     res = invoke("run", "tiny", "--config", str(tiny_config), "--db", str(db), *args)
     assert res.exit_code == 1
     assert res.stderr.strip().splitlines() == [f"Error: {res.stderr.strip()[7:]}"]

@@ -11,7 +11,6 @@ from dofbench.errors import DofbenchError
 from dofbench.engine.flat import FlatNet, count_params
 from dofbench.run.host import Host
 from dofbench.engine.evaluate import evaluate
-from helpers import invoke
 
 MNIST = DatasetInfo((1, 28, 28), 10, 100, 10, "test")
 CIFAR = DatasetInfo((3, 32, 32), 10, 100, 10, "test")
@@ -76,7 +75,7 @@ def test_conv_nets_are_not_vmapped_and_reject_non_images(host):
         build(host, "resnet20", {"depth": 21}, CIFAR)
 
 
-def test_list_models_shows_D_for_a_dataset():
+def test_list_models_shows_D_for_a_dataset(invoke):
     res = invoke("list", "models", "--dataset", "mnist")
     assert res.exit_code == 0
     rows = {line.split()[0]: line for line in res.output.splitlines() if line.strip()}

@@ -2,22 +2,19 @@
 
 import json
 import re
-from pathlib import Path
 
 import pytest
 
-from conftest import ROOT
-from helpers import invoke, run_cli
 
 
-def test_run_query_leaderboard_end_to_end(tiny_config, db):
-    res = invoke("run", "tiny", "--config", str(tiny_config), "--db", str(db), "--no-progress")
+def test_run_query_leaderboard_end_to_end(tiny_config, db, invoke):
+    res = invoke("run", "tiny", "--config", str(tiny_config), "--db", str(db), "--no-progress", "--executor", "local")
     assert res.exit_code == 0, res.output + res.stderr
     assert "d_star" in res.output and "random-subspace" in res.output
     assert "ran 4 (4 ok" in res.stderr
-    res = invoke("run", "tiny", "--config", str(tiny_config), "--db", str(db))
+    res = invoke("run", "tiny", "--config", str(tiny_config), "--db", str(db), "--executor", "local")
     assert "4 already stored, ran 0" in res.stderr
-    res = invoke("run", "tiny", "--config", str(tiny_config), "--db", str(db), "--force")
+    res = invoke("run", "tiny", "--config", str(tiny_config), "--db", str(db), "--force", "--executor", "local")
     assert "ran 4" in res.stderr
 
     res = invoke("query", "select d, epsilon, p_success from success order by epsilon, d", "--db", str(db), "--format", "json")
@@ -34,13 +31,13 @@ def test_run_query_leaderboard_end_to_end(tiny_config, db):
     assert json.loads(invoke("query", "select count(*) as n from trials", "--db", str(db), "--format", "json").output) == [{"n": 4}]
 
 
-def test_dry_run_writes_nothing(tiny_config, db):
+def test_dry_run_writes_nothing(tiny_config, db, invoke):
     res = invoke("run", "tiny", "--config", str(tiny_config), "--db", str(db), "--dry-run")
     assert res.exit_code == 0 and "tiny" in res.output
     assert not db.exists()
 
 
-def test_validate_list_show_plugins(tiny_config):
+def test_validate_list_show_plugins(tiny_config, invoke):
     res = invoke("validate", str(tiny_config))
     assert res.exit_code == 0 and "tiny" in res.output and "D=826" in res.output
     res = invoke("validate")
@@ -60,14 +57,28 @@ def test_validate_list_show_plugins(tiny_config):
     assert res.exit_code == 0 and "subspace" in res.output
 
 
-@pytest.mark.parametrize("edit,message", [
+BAD_SUITES = [
     (lambda t: t + "\n[[[", "malformed TOML"),
     (lambda t: t.replace('name = "mlp"', 'name = "mlpx"'), "unknown model 'mlpx'; available:"),
     (lambda t: t.replace("seeds    = 2", 'seeds = "two"'), "suites.tiny.seeds"),
     (lambda t: t.replace("dims     = [2, 64]", "dims = [0]"), "suites.tiny.dims[0]: Input should be greater than 0"),
     (lambda t: t.replace("dims     = [2, 64]", "dims = [100000]"), "exceeds the limit 826"),
-])
-def test_bad_input_subprocess_one_line_no_traceback(tiny_config, db, edit, message):
+]
+
+
+@pytest.mark.parametrize("edit,message", BAD_SUITES)
+def test_bad_input_one_line_and_nothing_stored(tiny_config, db, edit, message, invoke):
+    tiny_config.write_text(edit(tiny_config.read_text()))
+    res = invoke("run", "tiny", "--config", str(tiny_config), "--db", str(db))
+    assert res.exit_code == 1
+    lines = res.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("Error: ") and message in lines[0], res.stderr
+    assert not db.exists()
+
+
+@pytest.mark.parametrize("edit,message", [BAD_SUITES[0], *[pytest.param(*b, marks=pytest.mark.slow) for b in BAD_SUITES[1:]]])
+def test_bad_input_subprocess_one_line_no_traceback(tiny_config, db, edit, message, run_cli):
+    """The real console entry point: one line on stderr, exit code 1, no traceback."""
     tiny_config.write_text(edit(tiny_config.read_text()))
     proc = run_cli("run", "tiny", "--config", str(tiny_config), "--db", str(db))
     assert proc.returncode == 1
@@ -76,8 +87,8 @@ def test_bad_input_subprocess_one_line_no_traceback(tiny_config, db, edit, messa
     assert not db.exists()
 
 
-def test_bad_input_leaves_the_store_unchanged(tiny_config, db, tmp_path):
-    assert invoke("run", "tiny", "--config", str(tiny_config), "--db", str(db)).exit_code == 0
+def test_bad_input_leaves_the_store_unchanged(tiny_config, db, tmp_path, invoke):
+    assert invoke("run", "tiny", "--config", str(tiny_config), "--db", str(db), "--executor", "local").exit_code == 0
     before = invoke("query", "select trial_id, train_acc from trials order by 1", "--db", str(db), "--format", "json").output
     bad = tmp_path / "bad.toml"
     bad.write_text(tiny_config.read_text().replace("hidden = [16]", "hidden = [16], wings = 2"))
@@ -86,16 +97,17 @@ def test_bad_input_leaves_the_store_unchanged(tiny_config, db, tmp_path):
     assert invoke("query", "select trial_id, train_acc from trials order by 1", "--db", str(db), "--format", "json").output == before
 
 
-def _readme_blocks():
-    text = (ROOT / "README.md").read_text()
+def _readme_blocks(repo_root):
+    text = (repo_root / "README.md").read_text()
     section = text[text.index("## Writing a plugin"):]
     py = re.search(r"```python\n(# coordinate_plugin.py\n.*?)```", section, re.S).group(1)
     toml = re.search(r"```toml\n(\[suites.coords\].*?)```", section, re.S).group(1)
     return py, toml
 
 
-def test_readme_plugin_example_runs_from_outside_the_repo(tmp_path):
-    py, toml = _readme_blocks()
+@pytest.mark.slow
+def test_readme_plugin_example_runs_from_outside_the_repo(tmp_path, run_cli, repo_root):
+    py, toml = _readme_blocks(repo_root)
     plugdir = tmp_path / "elsewhere"
     plugdir.mkdir()
     (plugdir / "coordinate_plugin.py").write_text(py)

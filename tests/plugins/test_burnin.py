@@ -3,21 +3,19 @@ shared across d and projections, the released code's t + 1 quirk, and burn-in lo
 the subspace starts from."""
 
 import pytest
-import torch
 
-from dofbench.engine.artifacts import ArtifactCache
 from dofbench.run.host import Host
-from dofbench.config.schemas import ResolvedComponent, TrainConfig, TrialSpec
 from dofbench.config.runtime import Runtime
 from dofbench.engine.worker import Worker
-from helpers import tiny_spec
 
 
-def spec(method: str, d: int = 32, seed: int = 0, **params) -> TrialSpec:
-    return tiny_spec(method, d=d, seed=seed, **params)
+@pytest.fixture
+def spec(tiny_spec):
+    """``spec(method, d=32, seed=0, **params)``: a tiny MLP trial."""
+    return lambda method, d=32, seed=0, **params: tiny_spec(method, d=d, seed=seed, **params)
 
 
-def test_t0_gives_the_random_subspace_trial_result(worker):
+def test_t0_gives_the_random_subspace_trial_result(worker, spec):
     for kind in ("dense", "fastfood"):
         a = worker.run(spec("random-subspace", projection=kind))
         b = worker.run(spec("burn-in-subspace", projection=kind, steps=0))
@@ -28,7 +26,7 @@ def test_t0_gives_the_random_subspace_trial_result(worker):
     assert "burn-in" not in worker.cache.computed  # nothing to burn in at t = 0
 
 
-def test_burn_in_point_is_computed_once_per_seed_and_t_and_shared_across_d(worker):
+def test_burn_in_point_is_computed_once_per_seed_and_t_and_shared_across_d(worker, spec):
     for d in (8, 32):
         for kind in ("dense", "fastfood"):
             r = worker.run(spec("burn-in-subspace", d=d, projection=kind, steps=10))
@@ -44,7 +42,7 @@ def test_burn_in_point_is_computed_once_per_seed_and_t_and_shared_across_d(worke
     assert fresh.cache.computed.count("burn-in") == 0
 
 
-def test_released_code_quirk_takes_t_plus_one_steps(worker):
+def test_released_code_quirk_takes_t_plus_one_steps(worker, spec):
     quirk = worker.run(spec("burn-in-subspace", steps=4, extra_step=True))
     plain = worker.run(spec("burn-in-subspace", steps=5))
     assert quirk.method_info["burn_in_steps"] == 5
@@ -52,7 +50,7 @@ def test_released_code_quirk_takes_t_plus_one_steps(worker):
     assert quirk.metrics != worker.run(spec("burn-in-subspace", steps=4)).metrics
 
 
-def test_burn_in_lowers_the_loss_the_subspace_starts_from(worker):
+def test_burn_in_lowers_the_loss_the_subspace_starts_from(worker, spec):
     def start_loss(t):
         r = worker.run(spec("burn-in-subspace", steps=t))
         return next(v for s, split, m, v in r.evals if s == 0 and split == "train" and m == "loss")

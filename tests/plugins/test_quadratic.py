@@ -9,7 +9,6 @@ import torch
 
 from dofbench.cli.session import Session
 from dofbench.errors import DofbenchError
-from helpers import invoke
 
 WELL = """
 [suites.well]
@@ -61,7 +60,7 @@ def test_bad_pairing_and_params_are_one_line_errors(tmp_path):
         Session(config=cfg).resolve(["well"])
 
 
-def test_trained_well_matches_the_theory_and_predictions_are_stored(tmp_path):
+def test_trained_well_matches_the_theory_and_predictions_are_stored(tmp_path, invoke):
     cfg = tmp_path / "w.toml"
     cfg.write_text(WELL.replace("STRATEGY", "grid"))
     db = tmp_path / "r.duckdb"

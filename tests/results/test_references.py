@@ -11,63 +11,8 @@ import pytest
 from dofbench.results import references
 from dofbench.errors import DofbenchError
 from dofbench.results.store import Store
-from helpers import invoke
-from test_plots import DIMS, SEEDS, SUITE, _result, make_store, synthetic_acc
 
-GOOD = """
-[[results]]
-id = "dstar-mlp"
-citation = "Someone et al., A Paper, 2030"
-model = "mlp"
-model_params = { hidden = [32] }
-dataset = "mnist1d"
-D = 5000
-method = "random-subspace"
-rule = "d_star"
-metric = "best_train_acc"
-epsilon = 0.3
-delta = 0.25
-value = 32
 
-[[results]]
-id = "dint-mlp"
-citation = "Someone et al., A Paper, 2030"
-model = "mlp"
-dataset = "mnist1d"
-D = 5000
-method = "random-subspace"
-rule = "d_int"
-fraction = 0.5
-metric = "test_acc"
-value = 100
-
-[[results]]
-id = "other-width"
-citation = "Someone et al., A Paper, 2030"
-model = "mlp"
-model_params = { hidden = [999] }
-dataset = "mnist1d"
-D = 5000
-method = "random-subspace"
-rule = "d_star"
-metric = "best_train_acc"
-epsilon = 0.3
-delta = 0.25
-value = 10
-
-[[results]]
-id = "variant"
-citation = "Someone et al., A Paper, 2030"
-model = "mlp"
-dataset = "mnist1d"
-dataset_variant = "shuffled labels"
-D = 5000
-method = "random-subspace"
-rule = "d_int"
-fraction = 0.5
-metric = "test_acc"
-value = 10
-"""
 
 
 def test_packaged_registry_validates_and_starts_with_li_table_1():
@@ -93,18 +38,18 @@ def test_packaged_registry_validates_and_starts_with_li_table_1():
     (lambda t: t + "\n[[results]\n", r"reg\.toml: malformed TOML"),
     (lambda t: "title = 'x'\n" + t, r"reg\.toml: title: unknown key; allowed keys: results"),
 ])
-def test_a_wrong_entry_fails_with_one_clear_line(tmp_path, mutate, message):
+def test_a_wrong_entry_fails_with_one_clear_line(tmp_path, mutate, message, registry_text):
     path = tmp_path / "reg.toml"
-    path.write_text(mutate(GOOD))
+    path.write_text(mutate(registry_text))
     with pytest.raises(DofbenchError, match=message) as err:
         references.load_file(path)
     assert "\n" not in str(err.value)
 
 
-def test_registry_is_loaded_into_the_store_when_it_changes(tmp_path, monkeypatch):
+def test_registry_is_loaded_into_the_store_when_it_changes(tmp_path, monkeypatch, registry_text):
     reg = tmp_path / "reg"
     reg.mkdir()
-    (reg / "mine.toml").write_text(GOOD)
+    (reg / "mine.toml").write_text(registry_text)
     monkeypatch.setenv(references.ENV_REGISTRY, str(reg))
     path = tmp_path / "s.duckdb"
     store = Store(path)
@@ -117,24 +62,24 @@ def test_registry_is_loaded_into_the_store_when_it_changes(tmp_path, monkeypatch
     with Store(path).write():  # opened again, registry unchanged: nothing reloaded
         pass
     assert store.query("select loaded_at from reference_registry")[1] == loaded
-    (reg / "mine.toml").write_text(GOOD.replace("value = 32", "value = 40"))
+    (reg / "mine.toml").write_text(registry_text.replace("value = 32", "value = 40"))
     with store.write():  # once per store open: this Store has synced already
         pass
     assert store.query("select value from reference_results where id = 'dstar-mlp'")[1] == [(32.0,)]
     with Store(path).write():
         pass
     assert store.query("select value from reference_results where id = 'dstar-mlp'")[1] == [(40.0,)]
-    (reg / "mine.toml").write_text(GOOD.replace("citation", "cite", 1))
+    (reg / "mine.toml").write_text(registry_text.replace("citation", "cite", 1))
     with pytest.raises(DofbenchError, match="mine.toml: results\\[0\\]"):
         with Store(path).write():
             pass
 
 
-def test_measured_next_to_published_with_ratio(tmp_path, monkeypatch):
+def test_measured_next_to_published_with_ratio(tmp_path, monkeypatch, invoke, registry_text, synth):
     (tmp_path / "reg").mkdir()
-    (tmp_path / "reg" / "mine.toml").write_text(GOOD)
+    (tmp_path / "reg" / "mine.toml").write_text(registry_text)
     monkeypatch.setenv(references.ENV_REGISTRY, str(tmp_path / "reg"))
-    store = make_store(tmp_path / "s.duckdb", burnin=False)
+    store = synth.make_store(tmp_path / "s.duckdb", burnin=False)
     res = invoke("leaderboard", "--references", "--db", str(store.path), "--format", "json")
     assert res.exit_code == 0, res.stderr
     rows = {r["rule"]: r for r in json.loads(res.output)}
@@ -145,10 +90,10 @@ def test_measured_next_to_published_with_ratio(tmp_path, monkeypatch):
     assert star["D"] == 5000 and star["published_D"] == 5000 and star["citation"].startswith("Someone")
     # Li et al.'s estimator on test accuracy against the stored `full` baseline
     baseline = 0.97 - 0.05
-    means = {d: statistics.mean(synthetic_acc("random-subspace", d, s) - 0.05 for s in SEEDS) for d in DIMS}
-    expected = min(d for d in DIMS if means[d] > 0.5 * baseline)
+    means = {d: statistics.mean(synth.acc("random-subspace", d, s) - 0.05 for s in synth.SEEDS) for d in synth.DIMS}
+    expected = min(d for d in synth.DIMS if means[d] > 0.5 * baseline)
     dint = rows["d_int50"]
-    assert (dint["measured"], dint["ratio"]) == (expected, expected / 100) and expected in DIMS[1:]
+    assert (dint["measured"], dint["ratio"]) == (expected, expected / 100) and expected in synth.DIMS[1:]
     # markdown for a README; a suite filter that matches nothing prints a hint, not an error
     md = invoke("leaderboard", "--references", "--db", str(store.path), "--format", "markdown")
     assert md.output.startswith("| suite | model | dataset | method | rule |")
@@ -156,25 +101,25 @@ def test_measured_next_to_published_with_ratio(tmp_path, monkeypatch):
     assert none.exit_code == 0 and "no stored result matches a published reference" in none.stderr
 
 
-def _write(store, rows, suite, delta):
+def _write(synth, store, rows, suite, delta):
     ids = []
     for i, (method, d, seed, acc, D) in enumerate(rows):
-        r = _result(f"{suite}{i}", method, {}, d, seed, acc, tag=suite)
+        r = synth.result(method, {}, d, seed, acc, tag=suite)
         r.total_params = D
         store.write_result(r, suite)
         ids.append(r.trial_id)
     store.register_suite(suite, "", {}, "t", ids, "best_train_acc", [0.5], delta, True)
 
 
-def test_leaderboard_ties_broken_by_fraction_then_interval_width(tmp_path):
+def test_leaderboard_ties_broken_by_fraction_then_interval_width(tmp_path, synth):
     store = Store(tmp_path / "s.duckdb")
     # same d* = 20; 'alpha' has the wider interval for d* (its P_s at 20 is 3/4), 'zeta' the narrower
     rows = [("zeta", 20, s, 0.9, 1000) for s in range(4)]
     rows += [("alpha", 20, s, 0.9 if s else 0.1, 1000) for s in range(4)] + [("alpha", 40, s, 0.9, 1000) for s in range(4)]
-    _write(store, rows, "w", 0.5)
+    _write(synth, store, rows, "w", 0.5)
     got = store.query("select method, d_star, rank from leaderboard where suite='w' order by rank")[1]
     assert got == [("zeta", 20, 1), ("alpha", 20, 2)]
     # same d*: the smaller fraction d*/D ranks first
-    _write(store, [("alpha", 20, 0, 0.9, 1000), ("zeta", 20, 0, 0.9, 4000)], "f", 0.5)
+    _write(synth, store, [("alpha", 20, 0, 0.9, 1000), ("zeta", 20, 0, 0.9, 4000)], "f", 0.5)
     got = store.query("select method, d_star_fraction, rank from leaderboard where suite='f' order by rank")[1]
     assert got == [("zeta", 0.005, 1), ("alpha", 0.02, 2)]

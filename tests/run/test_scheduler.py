@@ -2,7 +2,6 @@
 
 import json
 
-import pytest
 import torch
 
 from dofbench.cli.session import Session
@@ -14,7 +13,7 @@ from dofbench.engine.reparam import Reparam
 
 def test_run_skip_force_and_reproducibility(tiny_config, db):
     s = Session(db, config=tiny_config, use_env=False)
-    [first] = s.run(["tiny"])
+    [first] = s.run(["tiny"], executor="local")
     assert (first.ok, first.skipped, first.failed) == (4, 0, 0)
     rows = s.query("select trial_id, best_train_acc, steps, status, versions, spec, d_used from trials order by trial_id").records()
     assert all(r["status"] == "ok" and r["steps"] == 2 * 8 for r in rows)  # 480 train / 64 → 8 steps an epoch
@@ -22,10 +21,10 @@ def test_run_skip_force_and_reproducibility(tiny_config, db):
     assert {"dofbench", "torch", "python"} <= set(v)
     assert json.loads(rows[0]["spec"])["method"]["params"]["lr"] == 0.05
 
-    [again] = s.run(["tiny"])
+    [again] = s.run(["tiny"], executor="local")
     assert (again.ran, again.skipped) == (0, 4)
 
-    [forced] = s.run(["tiny"], force=True)
+    [forced] = s.run(["tiny"], force=True, executor="local")
     assert forced.ok == 4
     rows2 = s.query("select trial_id, best_train_acc from trials order by trial_id").records()
     # same spec, same seeds → same numbers (bitwise on the same device)
@@ -57,7 +56,7 @@ def test_failed_and_diverged_trials_are_recorded_and_the_run_goes_on(tiny_config
                                                            '{ name = "random-subspace" }, { name = "flaky" }'))
     s = Session(db, config=tiny_config, use_env=False)
     s.host.register(_FlakyPlugin(), name="flaky-plugin")
-    [summary] = s.run(["tiny"])
+    [summary] = s.run(["tiny"], executor="local")
     assert (summary.ok, summary.failed, summary.diverged) == (4, 2, 2)
     rows = s.query("select d, status, error from trials where method = 'flaky' order by d").records()
     assert [r["status"] for r in rows] == ["failed", "failed", "diverged", "diverged"]
@@ -66,9 +65,9 @@ def test_failed_and_diverged_trials_are_recorded_and_the_run_goes_on(tiny_config
     # diverged trials count as unsuccessful seeds; failed ones are not evidence
     n = dict(s.query("select d, n from success where method = 'flaky' and epsilon = 0.12").rows)
     assert n == {64: 2}
-    [again] = s.run(["tiny"])
+    [again] = s.run(["tiny"], executor="local")
     assert again.ran == 0
-    [retry] = s.run(["tiny"], retry_failed=True)
+    [retry] = s.run(["tiny"], retry_failed=True, executor="local")
     assert retry.ran == 2 and retry.failed == 2
 
 

@@ -1,13 +1,16 @@
 """Suite schema errors (one line, TOML path, what is allowed), pinned trial hashes and seeds."""
 
+from pathlib import Path
+
 import pytest
 
-from dofbench.errors import DofbenchError
-from dofbench.run.host import Host
 from dofbench.config.identity import derive_seed
 from dofbench.config.suites import get_suite, load_suite_file, parse_suite_text
+from dofbench.errors import DofbenchError
+from dofbench.run.host import Host
 from dofbench.run.resolve import resolve_suite
-from conftest import TINY_SUITE
+
+TINY_SUITE = (Path(__file__).parents[1] / "data" / "tiny.toml").read_text()
 
 
 def resolve_text(text, name="tiny"):

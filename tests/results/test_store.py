@@ -5,20 +5,29 @@ import pytest
 
 from dofbench.errors import DofbenchError
 from dofbench.results.store import MIGRATIONS, Store, migrate, schema_version
-from helpers import synthetic_result
 
 
-def fake_result(tid, d, seed, acc, status="ok", method="m", D=1000):
-    return synthetic_result(method, d, seed, acc, status=status, D=D)
+@pytest.fixture
+def fake_result(synthetic_result):
+    """``fake_result(d, seed, acc, status="ok", method="m", D=1000)``."""
+    def make(d, seed, acc, status="ok", method="m", D=1000):
+        return synthetic_result(method, d, seed, acc, status=status, D=D)
+
+    return make
 
 
-def fill(store, rows, delta=0.25, epsilons=(0.5, 0.9)):
-    ids = []
-    for i, (d, seed, acc, *rest) in enumerate(rows):
-        r = fake_result(f"t{i}", d, seed, acc, *rest)
-        store.write_result(r, "s")
-        ids.append(r.trial_id)
-    store.register_suite("s", "", {}, "test", ids, "train_acc", list(epsilons), delta, True)
+@pytest.fixture
+def fill(fake_result):
+    """``fill(store, rows, delta, epsilons)``: write (d, seed, acc[, status, method, D]) rows as suite 's'."""
+    def write(store, rows, delta=0.25, epsilons=(0.5, 0.9)):
+        ids = []
+        for d, seed, acc, *rest in rows:
+            r = fake_result(d, seed, acc, *rest)
+            store.write_result(r, "s")
+            ids.append(r.trial_id)
+        store.register_suite("s", "", {}, "test", ids, "train_acc", list(epsilons), delta, True)
+
+    return write
 
 
 def test_migrations_create_the_documented_surface(db):
@@ -38,7 +47,7 @@ def test_migrations_create_the_documented_surface(db):
         assert con.execute("select count(*) from evals").fetchone()[0] == 0
 
 
-def test_success_and_d_star(db):
+def test_success_and_d_star(db, fill):
     store = Store(db)
     # d=10: 0/4 succeed at 0.5; d=20: 3/4 ; d=40: 4/4 (one seed diverged at d=80); failed rows don't count
     rows = [(10, s, 0.3) for s in range(4)] + [(20, 0, 0.6), (20, 1, 0.7), (20, 2, 0.55), (20, 3, 0.2)]
@@ -59,11 +68,11 @@ def test_success_and_d_star(db):
     assert lb == {0.5: 40, 0.9: None}
 
 
-def test_leaderboard_ranks_methods_within_a_task(db):
+def test_leaderboard_ranks_methods_within_a_task(db, fake_result):
     store = Store(db)
     ids = []
     for i, (m, d, acc) in enumerate([("a", 10, 0.9), ("a", 20, 0.9), ("b", 10, 0.1), ("b", 20, 0.9), ("c", 10, 0.1), ("c", 20, 0.1)]):
-        r = fake_result(f"r{i}", d, 0, acc, method=m)
+        r = fake_result(d, 0, acc, method=m)
         store.write_result(r, "s")
         ids.append(r.trial_id)
     store.register_suite("s", "", {}, "t", ids, "train_acc", [0.5], 0.1, True)
@@ -71,7 +80,7 @@ def test_leaderboard_ranks_methods_within_a_task(db):
     assert got == [("a", 10, 1), ("b", 20, 2), ("c", None, 3)]
 
 
-def test_queries_are_read_only_and_data_survive(db):
+def test_queries_are_read_only_and_data_survive(db, fill):
     store = Store(db)
     fill(store, [(10, 0, 0.3)])
     with pytest.raises(DofbenchError, match="read-only"):
@@ -86,10 +95,10 @@ def test_missing_store_is_a_clear_error(tmp_path):
         Store(tmp_path / "none.duckdb").query("select 1")
 
 
-def test_rewrite_replaces_a_trial_and_its_evals(db):
+def test_rewrite_replaces_a_trial_and_its_evals(db, fake_result):
     store = Store(db)
-    store.write_result(fake_result("x", 5, 0, 0.2), "s")
-    store.write_result(fake_result("x", 5, 0, 0.7), "s")
+    store.write_result(fake_result(5, 0, 0.2), "s")
+    store.write_result(fake_result(5, 0, 0.7), "s")
     assert store.query("select train_acc from trials")[1] == [(0.7,)]
     assert store.query("select count(*) from evals")[1] == [(1,)]
 
@@ -101,7 +110,7 @@ def test_old_store_is_migrated_on_read(db):
     assert Store(db).query("select count(*) from trials")[1] == [(0,)]
 
 
-def test_a_trial_stored_before_a_component_gained_a_parameter_stays_in_its_group(db):
+def test_a_trial_stored_before_a_component_gained_a_parameter_stays_in_its_group(db, synthetic_result):
     """Same trial id (only non-default params are hashed), older params JSON: the suite's own
     resolution decides the group, so old and new trials form one (d, ε) cell."""
     store = Store(db)
@@ -117,7 +126,7 @@ def test_a_trial_stored_before_a_component_gained_a_parameter_stays_in_its_group
     assert store.query("select params from trials where trial_id = ?", [old.trial_id])[1] == [('{"lr":0.05}',)]  # stored row unchanged
 
 
-def test_a_store_of_schema_4_gets_todays_views_and_its_full_baselines_marked(db):
+def test_a_store_of_schema_4_gets_todays_views_and_its_full_baselines_marked(db, synthetic_result):
     """Migration 5 marks the full-training baselines of stores written before methods declared
     `baseline`, and every write-open recreates the views (an older store's extra view goes)."""
     from dofbench.results import migrations

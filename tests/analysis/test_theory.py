@@ -96,10 +96,9 @@ def test_lanczos_and_hessian_vector_products():
     assert LanczosResult(np.array([-1.0, 2.0]), np.array([0.5, 0.5]), 4).spectrum(0.1).min() == 0.1
 
 
-def test_theory_hessian_command_on_a_tiny_network(tmp_path):
+def test_theory_hessian_command_on_a_tiny_network(tmp_path, invoke):
     import json
 
-    from helpers import invoke
 
     cfg = tmp_path / "n.toml"
     cfg.write_text("""

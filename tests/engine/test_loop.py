@@ -182,7 +182,7 @@ def test_subspace_accuracy_goes_from_chance_to_full_training(tmp_path):
     cfg = tmp_path / "s.toml"
     cfg.write_text(SCIENCE)
     s = Session(tmp_path / "r.duckdb", config=cfg, use_env=False)
-    s.run(["science"])
+    s.run(["science"], executor="local")
     acc = {(m, d): a for m, d, a in s.query("select method, d, best_train_acc from trials").rows}
     full = acc[("full", 826)]
     assert full > 0.4  # full training learns MNIST-1D well above chance (0.1)

@@ -9,7 +9,7 @@ import torch
 
 from dofbench.errors import DofbenchError
 from dofbench.engine.projections import FastfoodProjection, SparseProjection, fwht, make_projection, resolve_kind, stack_projections
-from dofbench.config.schemas import ResolvedComponent, TrainConfig, TrialSpec
+from dofbench.config.schemas import TrialSpec
 from dofbench.config.runtime import Runtime
 from dofbench.engine.worker import Worker
 from dofbench.run.host import Host

@@ -6,7 +6,6 @@ import pytest
 
 from dofbench.results.stats import clopper_pearson_interval, d_int90, d_star_interval, wilson_interval, z_value
 from dofbench.results.store import Store
-from helpers import synthetic_result
 
 
 def test_wilson_and_clopper_pearson_known_values():
@@ -37,22 +36,20 @@ def test_d_star_interval_and_d_int90():
     assert d_int90({8: 0.2}, baseline=1.0) is None
 
 
-def _result(tid, method, d, seed, acc, D=1000):
-    return synthetic_result(method, d, seed, acc, D=D, metrics={"train_acc": acc}, evals=[])
 
 
-def test_store_views_match_the_python_reference(db):
+def test_store_views_match_the_python_reference(db, synthetic_result):
     store = Store(db)
     accs = {10: [0.3] * 6, 20: [0.6, 0.7, 0.2, 0.65, 0.8, 0.9], 40: [0.8] * 6, 80: [0.95] * 6}
     ids = []
     for d, vals in accs.items():
         for s, a in enumerate(vals):
-            r = _result(f"t{d}-{s}", "sub", d, s, a)
+            r = synthetic_result("sub", d, s, a, metrics={"train_acc": a}, evals=[])
             store.write_result(r, "s")
             ids.append(r.trial_id)
     baselines = set()
     for s, a in enumerate([0.96, 0.98]):  # the full-training baseline: mean 0.97
-        r = _result(f"full-{s}", "full", 1000, s, a)
+        r = synthetic_result("full", 1000, s, a, metrics={"train_acc": a}, evals=[])
         store.write_result(r, "s")
         ids.append(r.trial_id)
         baselines.add(r.trial_id)

@@ -22,7 +22,6 @@ from dofbench.errors import DofbenchError
 from dofbench.plugin.hookspecs import hookimpl
 from dofbench.results.store import Store
 from dofbench.engine.reparam import Reparam
-from helpers import invoke
 
 SUITE = """
 [suites.r]
@@ -163,8 +162,9 @@ def one_thread():
     torch.set_num_threads(before)
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc")
-def test_killed_driver_resumes_to_the_uninterrupted_results(tmp_path, faults, one_thread):
+def test_killed_driver_resumes_to_the_uninterrupted_results(tmp_path, faults, one_thread, invoke):
     plugin, state, config = faults
     ref_db = tmp_path / "ref.duckdb"
     ref = Session(ref_db, plugins=[str(plugin)], config=config, use_env=False)
@@ -222,7 +222,8 @@ def test_killed_driver_resumes_to_the_uninterrupted_results(tmp_path, faults, on
 
 
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="uses SIGKILL/SIGSEGV on pool workers")
-def test_crashed_workers_fail_their_trial_the_run_goes_on_and_retry_failed_completes(tmp_path, faults, one_thread):
+@pytest.mark.slow
+def test_crashed_workers_fail_their_trial_the_run_goes_on_and_retry_failed_completes(tmp_path, faults, one_thread, invoke):
     plugin, state, config = faults
     config.write_text(config.read_text().replace("[2, 8, 32, 64]", "[8, 64]"))
     db = tmp_path / "crash.duckdb"

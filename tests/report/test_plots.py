@@ -1,0 +1,151 @@
+"""Every plot kind drawn from a small stored suite: the data drawn equals what the store's views say,
+and the files are real PNG/SVG images."""
+
+from __future__ import annotations
+
+import shutil
+import statistics
+
+import pytest
+
+from dofbench.report import plots
+from dofbench.errors import DofbenchError
+from dofbench.results.store import Store
+
+
+@pytest.fixture(scope="module")
+def store(tmp_path_factory, synth):
+    return synth.make_store(tmp_path_factory.mktemp("plots") / "synth.duckdb")
+
+
+def _draw(store, kind, out=None):
+    """Draw one kind of the synthetic suite (no files unless ``out``); the CLI test checks the files."""
+    with store.read() as con:
+        return plots.plot(con, kind, "synth", out)
+
+
+def test_phase_grid_equals_the_success_view(store, tmp_path, synth):
+    res = _draw(store, "phase")
+    # one panel per method with a grid of d (not `full`, whose only d is D)
+    assert [p["method"] for p in res.panels] == ["burn-in-subspace[steps=0]", "burn-in-subspace[steps=16]",
+                                                 "random-subspace"]
+    panel = next(p for p in res.panels if p["method"] == "random-subspace")
+    assert panel["ds"] == synth.DIMS and panel["epsilons"] == synth.EPSILONS and panel["D"] == synth.D
+    cols, rows = store.query("select epsilon, d, p_success from success where suite = ? and method = ?",
+                             [synth.SUITE, "random-subspace"])
+    view = {(e, d): p for e, d, p in rows}
+    assert len(view) == len(synth.DIMS) * len(synth.EPSILONS)
+    for i, e in enumerate(synth.EPSILONS):
+        for j, d in enumerate(synth.DIMS):
+            assert panel["p_success"][i][j] == view[(e, d)]
+    # the grid is not trivial: at the loosest ε, P_s is 0 at d=4 and 1 at d=64; at d=256 the diverged
+    # seed counts against P_s (3 of 4) and the failed one not at all
+    assert panel["p_success"][0][0] == 0.0 and panel["p_success"][0][2] == 1.0
+    assert panel["p_success"][0][-1] == 0.75
+    lb = dict(store.query("select epsilon, d_star from leaderboard where suite=? and method='random-subspace'",
+                          [synth.SUITE])[1])
+    assert panel["d_star"] == lb and any(v is not None for v in lb.values())
+    assert panel["predicted"] == {}
+
+
+def test_phase_overlays_the_predicted_curve(store, tmp_path, synth):
+    shutil.copy(store.path, tmp_path / "pred.duckdb")
+    store = Store(tmp_path / "pred.duckdb")
+    with store.write() as con:
+        con.executemany("INSERT INTO predictions (suite, model, dataset, method, metric, epsilon, d_star_pred, "
+                        "d_star_pred_lo, d_star_pred_hi, source) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                        [[synth.SUITE, "mlp", "mnist1d", "random-subspace", "best_train_acc", e, 20.0 * (1 + i),
+                          10.0 * (1 + i), 40.0 * (1 + i), "test"] for i, e in enumerate(synth.EPSILONS)])
+    res = _draw(store, "phase")
+    panel = next(p for p in res.panels if p["method"] == "random-subspace")
+    assert panel["predicted"] == {e: (20.0 * (1 + i), 10.0 * (1 + i), 40.0 * (1 + i)) for i, e in enumerate(synth.EPSILONS)}
+    assert next(p for p in res.panels if p["method"] == "burn-in-subspace[steps=16]")["predicted"] == {}
+
+
+def test_ps_lines_follow_the_success_view(store, tmp_path, synth):
+    res = _draw(store, "ps")
+    panel = next(p for p in res.panels if p["method"] == "burn-in-subspace[steps=16]")
+    rows = store.query("select epsilon, d, p_success from success where suite=? and label=? order by epsilon, d",
+                       [synth.SUITE, "burn-in-subspace[steps=16]"])[1]
+    assert panel["lines"] == {e: [(d, p) for e2, d, p in rows if e2 == e] for e in synth.EPSILONS}
+
+
+def test_accuracy_mean_and_spread_over_seeds(store, tmp_path, synth):
+    res = _draw(store, "accuracy")
+    (panel,) = res.panels
+    assert panel["D"] == synth.D and panel["metric"] == "best_train_acc"
+    pts = {d: (m, s, n) for d, m, s, n in panel["lines"]["random-subspace"]}
+    for d in synth.DIMS:
+        accs = [synth.acc("random-subspace", d, s) for s in synth.SEEDS]
+        m, s, n = pts[d]
+        assert n == len(synth.SEEDS)  # the diverged and failed trials have no value
+        assert m == pytest.approx(statistics.mean(accs)) and s == pytest.approx(statistics.stdev(accs))
+    assert [x[0] for x in panel["lines"]["full"]] == [synth.D]
+
+
+def test_dstar_per_method_against_epsilon(store, tmp_path, synth):
+    res = _draw(store, "dstar")
+    (panel,) = res.panels
+    rows = store.query("select label, epsilon, d_star from leaderboard where suite=? order by label, epsilon", [synth.SUITE])[1]
+    expected: dict = {}
+    for label, e, d in rows:
+        expected.setdefault(label, []).append((e, d))
+    assert panel["lines"] == expected
+    # stricter ε needs more dimensions (or none on the grid suffices)
+    rs = [d for _, d in panel["lines"]["random-subspace"]]
+    assert rs[0] is not None and all(b is None or (a is not None and b >= a) for a, b in zip(rs, rs[1:]))
+
+
+def test_sweep_draws_dstar_against_the_parameter_a_method_varies(store, tmp_path, synth):
+    res = _draw(store, "sweep")
+    (panel,) = res.panels  # random-subspace and full have one configuration each: nothing swept
+    assert (panel["method"], panel["param"]) == ("burn-in-subspace", "steps")
+    assert set(panel["lines"]) == {f"ε={e:g}" for e in synth.EPSILONS}
+    for e in synth.EPSILONS:
+        expected = [(t, store.query("select d_star from leaderboard where suite=? and label=? and epsilon=?",
+                                    [synth.SUITE, f"burn-in-subspace[steps={t}]", e])[1][0][0]) for t in synth.BURNIN_STEPS]
+        assert panel["lines"][f"ε={e:g}"] == expected
+    loose = [d for _, d in panel["lines"]["ε=0.3"]]
+    assert loose[-1] < loose[0]  # burn-in lowers d* in the synthetic data
+
+
+def test_curves_are_seed_means_of_evals(store, tmp_path, synth):
+    res = _draw(store, "curves")
+    panel = next(p for p in res.panels if p["method"] == "random-subspace")
+    assert sorted(panel["lines"]) == synth.DIMS
+    rows = store.query("select e.step, avg(e.value) from evals e join trials t using (trial_id) "
+                       "where t.label='random-subspace' and t.d=64 and e.split='train' and e.metric='acc' "
+                       "group by e.step order by e.step")[1]
+    assert panel["lines"][64] == [(s, pytest.approx(v)) for s, v in rows]
+    assert [s for s, _ in panel["lines"][64]] == [0, 10, 20]
+
+
+def test_nothing_to_plot_and_bad_kind(tmp_path, synth):
+    store = Store(tmp_path / "s.duckdb")
+    r = synth.result("random-subspace", {}, 4, 0, 0.5)
+    store.write_result(r, "only")
+    store.register_suite("only", "", {}, "t", [r.trial_id], "best_train_acc", [0.3], 0.1, True)
+    with store.read() as con:
+        with pytest.raises(plots.NothingToPlot, match="nothing to plot for `sweep`"):
+            plots.plot(con, "sweep", "only")
+        with pytest.raises(DofbenchError, match="unknown plot kind 'nope'; allowed: phase"):
+            plots.plot(con, "nope", "only")
+    with pytest.raises(DofbenchError, match="no such suite"):
+        plots.render(store, ["phase"], "missing", tmp_path)
+
+
+def test_plot_cli_writes_every_kind(store, tmp_path, invoke, synth):
+    out = tmp_path / "figs"
+    res = invoke("plot", "all", "--suite", synth.SUITE, "--db", str(store.path), "--out", str(out), "--format", "png")
+    assert res.exit_code == 0, res.output + res.stderr
+    for kind in plots.KINDS:
+        png = out / f"{synth.SUITE}-{kind}.png"
+        assert str(png) in res.output.split()
+        assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and png.stat().st_size > 5000
+    assert not list(out.glob("*.svg"))
+    res = invoke("plot", "dstar", "--db", str(store.path), "--out", str(out))  # every suite, png and svg
+    assert res.exit_code == 0 and "<svg" in (out / f"{synth.SUITE}-dstar.svg").read_text()[:2000]
+    bad = invoke("plot", "sweep", "--db", str(tmp_path / "none.duckdb"))
+    assert bad.exit_code == 1 and "no results store" in bad.stderr
+    bad = invoke("plot", "pie", "--db", str(store.path))
+    assert bad.exit_code != 0 and "pie" in bad.stderr
