@@ -4,7 +4,7 @@ pickle batches, SVHN .mat files) read from a local root in torchvision's layout;
 from Debian's ``dataset-fashion-mnist`` package.
 
 Nothing is downloaded unless the user asked (``--download``), and then only through
-torchvision's own download code. Every dataset is preprocessed by :mod:`dofbench.data` (scale to
+torchvision's own download code. Every dataset is preprocessed by :mod:`dofbench.engine.data` (scale to
 [0, 1], subtract the training set's per-pixel mean; optional stratified subsample and shuffled
 labels) and delivered as in-memory tensors shaped (N, C, H, W).
 """
@@ -12,6 +12,7 @@ labels) and delivered as in-memory tensors shaped (N, C, H, W).
 from __future__ import annotations
 
 import gzip
+import importlib
 import pickle
 from pathlib import Path
 from typing import ClassVar, Literal
@@ -104,7 +105,7 @@ def _split(x: np.ndarray, y: np.ndarray, p: SplitParams) -> tuple[np.ndarray, ..
 
 def _need(module: str, extra: str, dataset: str):
     try:
-        return __import__(module, fromlist=["_"])
+        return importlib.import_module(module)
     except ImportError:
         raise DofbenchError(f"dataset {dataset!r} needs the {module.split('.')[0]} package: "
                             f"pip install 'dofbench[{extra}]'") from None

@@ -26,7 +26,7 @@ from pydantic import Field, model_validator
 
 from dofbench.plugin import (
     AffineReparam, DenseProjection, DivergedError, DofbenchError, FlatNet, Method, MethodContext, Params,
-    Projection, Reparam, SubspaceOptimizerParams, dense_group_limit, derive_seed, hookimpl,
+    Projection, Reparam, SubspaceOptimizerParams, dense_bytes, dense_group_limit, derive_seed, hookimpl,
     steps_per_epoch, train_full,
 )
 
@@ -232,7 +232,7 @@ class LotterySubspaceParams(SubspaceOptimizerParams):
 # ------------------------------------------------------------------------------ lottery subspace
 def trajectory(ctx: MethodContext, p: LotterySubspaceParams) -> list[torch.Tensor]:
     """θ at steps 0, s, 2s, …, s·d_max of full-space momentum training from θ0."""
-    need = 4 * ctx.D * (p.d_max + 1)
+    need = dense_bytes(ctx.D, p.d_max + 1)
     if need > p.basis_budget_gb * 1024**3:
         raise DofbenchError(
             f"lottery-subspace: the trajectory matrix (D={ctx.D} × d_max={p.d_max}) needs "

@@ -32,7 +32,7 @@ class SubspaceParams(SubspaceOptimizerParams):
 
 def subspace_group_limit(p: SubspaceParams, D: int, d: int, device: str) -> int:
     """Seeds per batched group: for dense projections (also 'auto' when it resolves to dense)
-    :func:`dofbench.batched.dense_group_limit` (on CPU, one at a time once the matrix is large);
+    :func:`dofbench.plugin.dense_group_limit` (on CPU, one at a time once the matrix is large);
     for the others a full group."""
     kind = resolve_kind(p.projection, D, d, auto_dense_bytes=int(p.auto_dense_mb * 1024**2))
     return dense_group_limit(D, d, device) if kind in ("dense", "orthonormal") else MAX_GROUP

@@ -5,7 +5,7 @@ Every model takes image inputs shaped (C, H, W) as the image datasets deliver th
 any input). Conv-n and ResNet-20 follow the paper's released JAX code (Flax defaults:
 LeCun-normal kernels, zero biases; BatchNorm momentum 0.9 in Flax's convention = 0.1 in
 PyTorch's, ε = 1e-5). BatchNorm running statistics are buffers, not parameters: they are not in
-D and the shared trainer handles them (see :class:`dofbench.flat.FlatNet`).
+D and the shared trainer handles them (see :class:`dofbench.plugin.FlatNet`).
 """
 
 from __future__ import annotations

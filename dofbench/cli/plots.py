@@ -5,11 +5,11 @@ from __future__ import annotations
 import click
 
 from dofbench.cli.common import db_option, session
-from dofbench.report.plots import FORMATS, KINDS
+from dofbench.report.plots import FORMATS, PLOT_KINDS
 
 
 @click.command("plot")
-@click.argument("kind", type=click.Choice([*KINDS, "all"]))
+@click.argument("kind", type=click.Choice([*PLOT_KINDS, "all"]))
 @click.option("--suite", default=None, help="Only this suite (default: every suite in the store).")
 @click.option("--out", "out_dir", type=click.Path(file_okay=False), default="plots", show_default=True,
               help="Directory the figures are written to (SUITE-KIND.png and .svg).")
@@ -21,7 +21,7 @@ def plot(ctx, kind, suite, out_dir, formats, db):
     """Draw KIND from stored results: phase (P_s over d and ε, d* and predicted curves), ps (P_s vs d
     per ε), accuracy (vs d per method, D marked), dstar (d* vs ε), burnin (d* vs burn-in steps),
     curves (training curves), or all."""
-    kinds = list(KINDS) if kind == "all" else [kind]
+    kinds = list(PLOT_KINDS) if kind == "all" else [kind]
     drawn = session(ctx, db=db).plot(kinds, suite=suite, out_dir=out_dir, formats=tuple(formats) or FORMATS,
                                    skip_empty=kind == "all")
     for p in drawn:

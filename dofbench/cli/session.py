@@ -125,7 +125,7 @@ class Session:
 
     def plot(self, kinds: Iterable[str], suite: str | None = None, out_dir: str | os.PathLike = "plots",
              formats: tuple[str, ...] = ("png", "svg"), skip_empty: bool = False) -> list:
-        """Draw plot kinds (dofbench.report.plots.KINDS) from the store into ``out_dir``; each returned
+        """Draw plot kinds (dofbench.report.plots.PLOT_KINDS) from the store into ``out_dir``; each returned
         Plot carries the files written and the data drawn."""
         from dofbench.report.plots import render
 

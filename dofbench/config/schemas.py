@@ -13,7 +13,7 @@ from pydantic import (
     BaseModel, ConfigDict, Field, PositiveInt, ValidationError, field_validator, model_validator,
 )
 
-from dofbench.config.identity import canonical_json, content_hash
+from dofbench.config.identity import content_hash
 
 
 class Strict(BaseModel):
@@ -76,7 +76,7 @@ class ThresholdConfig(Strict):
 
 
 class SearchConfig(Strict):
-    """How d* is searched for: the full grid × all seeds, or adaptively (dofbench.adaptive)."""
+    """How d* is searched for: the full grid × all seeds, or adaptively (dofbench.run.adaptive)."""
 
     strategy: Literal["grid", "adaptive"] = Field("grid", description=(
         "'grid' runs every d × seed; 'adaptive' bisects the d grid per ε (P_s increases with d) and "
@@ -180,8 +180,6 @@ class TrialSpec(Strict):
         p = self.identity_payload()
         return [p["model"], p["dataset"], p["method"], p["train"], self.seed]
 
-    def to_json(self) -> str:
-        return canonical_json(self.model_dump(mode="json"))
 
 
 def _loc_to_path(loc: tuple[Any, ...], prefix: str = "") -> str:

@@ -3,8 +3,9 @@
 An artifact (a burn-in point, a training trajectory, a mask, generated data) is identified by the
 hash of the spec parts it depends on, stored as a torch file under
 ``$DOFBENCH_CACHE`` (default ``~/.cache/dofbench``), and kept in memory for the life of the
-process. Writes are atomic (temp file + rename), so concurrent workers computing the same
-artifact at worst both compute it.
+process. Concurrent workers that need the same artifact compute it once: the computation runs
+under an inter-process file lock, and the file is written atomically (temp file + rename), so a
+reader never sees half an artifact.
 """
 
 from __future__ import annotations

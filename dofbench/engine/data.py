@@ -1,4 +1,5 @@
-"""Shared preprocessing of dataset plugins, as in the paper's code: inputs scaled to [0, 1], the
+"""Datasets in memory (:class:`DatasetInfo`, :class:`DataBundle`) and the shared preprocessing of
+dataset plugins, as in the paper's code: inputs scaled to [0, 1], the
 per-pixel mean of the training set subtracted from train and test, no augmentation; optional
 stratified seeded subsampling of the training set and a fraction of shuffled labels (Li et al.'s
 shuffled-label experiments).

@@ -6,15 +6,15 @@ tensor, and :meth:`FlatNet.forward` unflattens it into views and calls the modul
 directly). Buffers (e.g. BatchNorm running statistics) are not parameters:
 they are not counted in D and are passed to the module as they are.
 
-BatchNorm under the functional trainer: the module's mode decides which statistics are used.
-Training steps run in train mode (:meth:`FlatNet.train`): BatchNorm normalises with the batch's
-statistics and updates its running mean and variance in place in :attr:`FlatNet.buffers` (an
-exponential average with the layer's momentum, never differentiated). :func:`dofbench.trainer.
-evaluate` switches to eval mode for the full-set evaluations (running statistics used, not
-updated) and restores the previous mode, so outside ``evaluate`` a network is always in train mode
-(as built), also in :func:`dofbench.trainer.train_full`. :meth:`FlatNet.reset_buffers` restores the buffers
-captured at construction; :func:`dofbench.trainer.train_reparam` calls it at the start of every
-trial, so each trial's statistics come from its own training steps only.
+BatchNorm under the functional training loop: the module's mode decides which statistics are
+used. Training steps run in train mode (:meth:`FlatNet.train`): BatchNorm normalises with the
+batch's statistics and updates its running mean and variance in place in :attr:`FlatNet.buffers`
+(an exponential average with the layer's momentum, never differentiated). The evaluations
+(:func:`dofbench.engine.evaluate.evaluate_stacked`) switch to eval mode (running statistics used,
+not updated) and restore the previous mode, so outside them a network is always in train mode (as
+built), also in :func:`dofbench.engine.loop.train_full`. :meth:`FlatNet.reset_buffers` restores
+the buffers captured at construction; :func:`dofbench.engine.loop.train_trials` calls it at the
+start of every trial, so each trial's statistics come from its own training steps only.
 """
 
 from __future__ import annotations

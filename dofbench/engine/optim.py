@@ -10,9 +10,6 @@ from pydantic import Field
 
 from dofbench.config.schemas import Params
 
-OptimizerName = Literal["paper-adam", "adam", "sgd"]
-
-
 class PaperAdam(torch.optim.Optimizer):
     """Adam with constant bias correction (Larsen et al. 2022, released code).
 
@@ -68,6 +65,6 @@ class SubspaceOptimizerParams(Params):
     eps: float = Field(1e-7, gt=0, description="Adam ε (paper: 1e-7).")
 
     def optimizer_spec(self) -> dict:
-        """The optimizer fields of a :class:`dofbench.trainer.Reparam`."""
+        """The optimizer fields of a :class:`dofbench.plugin.Reparam`."""
         return {"optimizer": self.optimizer, "lr": self.lr,
                 "optimizer_kwargs": {"betas": (self.beta1, self.beta2), "eps": self.eps}}

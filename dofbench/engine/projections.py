@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import functools
 import math
+import typing
 from typing import Any, ClassVar, Literal
 
 import torch
@@ -37,7 +38,7 @@ DEFAULT_DENSE_BUDGET_BYTES = 2 * 1024**3
 DEFAULT_AUTO_DENSE_BYTES = 64 * 1024**2
 
 ProjectionKind = Literal["dense", "orthonormal", "sparse", "fastfood", "auto"]
-KINDS: tuple[str, ...] = ("dense", "orthonormal", "sparse", "fastfood", "auto")
+PROJECTION_KINDS: tuple[str, ...] = typing.get_args(ProjectionKind)
 
 
 class Projection:
@@ -356,7 +357,7 @@ def make_projection(kind: str, D: int, d: int, generator: torch.Generator,
                     device: torch.device | str = "cpu", *, segments: list[int] | None = None,
                     budget_bytes: int = DEFAULT_DENSE_BUDGET_BYTES,
                     auto_dense_bytes: int = DEFAULT_AUTO_DENSE_BYTES) -> Projection:
-    """Build the projection ``kind`` (one of :data:`KINDS`) for a map R^d → R^D.
+    """Build the projection ``kind`` (one of :data:`PROJECTION_KINDS`) for a map R^d → R^D.
     ``segments`` are the sizes of the parameter tensors (the sparse projection's "layers")."""
     if d < 1 or d > D:
         raise DofbenchError(f"projection: d must be in 1..D={D}, got {d}")
@@ -368,7 +369,7 @@ def make_projection(kind: str, D: int, d: int, generator: torch.Generator,
         return SparseProjection(D, d, generator, device, segments=segments)
     if resolved == "fastfood":
         return FastfoodProjection(D, d, generator, device)
-    raise DofbenchError(f"projection: unknown kind {kind!r}; allowed: {', '.join(KINDS)}")
+    raise DofbenchError(f"projection: unknown kind {kind!r}; allowed: {', '.join(PROJECTION_KINDS)}")
 
 
 def stack_projections(projs: list[Projection]) -> tuple[type[Projection], dict[str, Any], dict[str, torch.Tensor]]:

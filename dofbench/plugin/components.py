@@ -2,7 +2,9 @@
 
 A component is a small object with a ``name``, a one-line ``description`` and a pydantic
 ``Params`` model (``extra="forbid"``, frozen; ``Field(description=...)`` is the single source of
-help text). Plugins return instances from the hooks in :mod:`dofbench.hookspecs`.
+help text). Plugins return instances from the hooks in :mod:`dofbench.plugin.hookspecs`; roles the
+core needs to know (a full-training baseline, the task's loss, an exact quadratic landscape) are
+declared here, never recognised by a component's name.
 """
 
 from __future__ import annotations
@@ -72,7 +74,7 @@ class Method(Component):
     """A DOF-reduction method.
 
     The common case is a reparametrisation θ = g(φ), φ ∈ R^d: implement :meth:`setup`, which
-    returns a :class:`dofbench.trainer.Reparam`, and the shared trainer does the rest. Expensive
+    returns a :class:`dofbench.plugin.Reparam`, and the training loop does the rest. Expensive
     preparation (a burn-in point, a trajectory, a mask) goes through ``ctx.cache`` so it is
     computed once per seed and shared across d. A method that does not fit may override
     :meth:`train` and take over training entirely.
@@ -93,14 +95,15 @@ class Method(Component):
         return total_params
 
     def batchable(self, params: Params) -> bool:
-        """Whether seeds of this method can be trained together (:mod:`dofbench.batched`): its
-        :meth:`setup` returns a :class:`dofbench.batched.AffineReparam`. The runner batches a
-        group of seeds only when the model's ``batchable`` agrees."""
+        """Whether seeds of this method can be trained together in one stack
+        (:func:`dofbench.engine.loop.train_trials`): its :meth:`setup` returns an
+        :class:`~dofbench.plugin.AffineReparam` and it does not override :meth:`train`. The
+        scheduler groups seeds only when the model's ``batchable`` agrees."""
         return False
 
     def group_limit(self, params: Params, total_params: int, d: int, device: str) -> int:
         """How many seeds of a batchable trial with D = total_params and this d it pays to train
-        together on ``device`` ('cpu' or 'cuda'); the runner cuts its groups to this size
+        together on ``device`` ('cpu' or 'cuda'); the scheduler cuts its groups to this size
         (1: one at a time). Override when the cost grows with the group (e.g. a stored D×d
         matrix per seed)."""
         return MAX_GROUP
@@ -109,8 +112,8 @@ class Method(Component):
         raise NotImplementedError
 
     def train(self, ctx: MethodContext) -> Any:
-        """Override to take over training; return a :class:`dofbench.trainer.TrainOutcome`.
-        The default returns None and lets the shared trainer run :meth:`setup`'s reparam."""
+        """Override to take over training; return a :class:`dofbench.plugin.TrainOutcome`.
+        The default returns None and lets the training loop run :meth:`setup`'s reparam."""
         return None
 
 

@@ -17,7 +17,7 @@ hookimpl = pluggy.HookimplMarker("dofbench")
 
 @hookspec
 def dofbench_models():
-    """Return the models this plugin provides: a list of :class:`dofbench.components.Model`.
+    """Return the models this plugin provides: a list of :class:`dofbench.plugin.Model`.
 
     Collect-all. A model builds a ``torch.nn.Module`` for a dataset's input shape and class count.
     """
@@ -25,7 +25,7 @@ def dofbench_models():
 
 @hookspec
 def dofbench_datasets():
-    """Return the datasets this plugin provides: a list of :class:`dofbench.components.Dataset`.
+    """Return the datasets this plugin provides: a list of :class:`dofbench.plugin.Dataset`.
 
     Collect-all. A dataset loads in-memory tensors (train and test split) and can describe its
     shapes without loading them.
@@ -35,7 +35,7 @@ def dofbench_datasets():
 @hookspec
 def dofbench_methods():
     """Return the DOF-reduction methods this plugin provides: a list of
-    :class:`dofbench.components.Method`.
+    :class:`dofbench.plugin.Method`.
 
     Collect-all. A method maps a trained vector φ ∈ R^d to the full parameters θ (a
     reparametrisation), or takes over training entirely.
@@ -45,7 +45,7 @@ def dofbench_methods():
 @hookspec
 def dofbench_metrics():
     """Return the evaluation metrics this plugin provides: a list of
-    :class:`dofbench.components.Metric`.
+    :class:`dofbench.plugin.Metric`.
 
     Collect-all. Every metric is evaluated on the full train and test sets at each evaluation
     point; its final and best values are stored with the trial and can define success.
@@ -55,7 +55,7 @@ def dofbench_metrics():
 @hookspec
 def dofbench_executors():
     """Return the executors this plugin provides: a list of
-    :class:`dofbench.executors.ExecutorFactory`.
+    :class:`dofbench.plugin.ExecutorFactory`.
 
     Collect-all. An executor runs trial groups (``concurrent.futures``-shaped) for the runner.
     """

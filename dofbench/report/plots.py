@@ -22,7 +22,7 @@ from dofbench.errors import DofbenchError
 from dofbench.results import queries
 from dofbench.results.store import Store
 
-KINDS = ("phase", "ps", "accuracy", "dstar", "sweep", "curves")
+PLOT_KINDS = ("phase", "ps", "accuracy", "dstar", "sweep", "curves")
 FORMATS = ("png", "svg")
 Key = tuple  # (model, model_params, dataset, dataset_params, method, params, …)
 
@@ -363,7 +363,7 @@ def plot(con, kind: str, suite: str, out_dir: str | Path | None = None,
     """Draw one plot kind for one suite from an open store connection; write ``SUITE-KIND.{png,svg}``
     into ``out_dir`` when given. Raises NothingToPlot when the store has no data for it."""
     if kind not in KIND_FUNCS:
-        raise DofbenchError(f"unknown plot kind {kind!r}; allowed: {', '.join(KINDS)}")
+        raise DofbenchError(f"unknown plot kind {kind!r}; allowed: {', '.join(PLOT_KINDS)}")
     for f in formats:
         if f not in FORMATS:
             raise DofbenchError(f"unknown plot format {f!r}; allowed: {', '.join(FORMATS)}")

@@ -18,7 +18,7 @@ from typing import Any
 
 from dofbench.engine.result import dofbench_version
 from dofbench.errors import DofbenchError
-from dofbench.report.plots import KINDS, Plot, render
+from dofbench.report.plots import PLOT_KINDS, Plot, render
 from dofbench.results import queries
 from dofbench.results.references import compare, references_table
 from dofbench.results.store import Store
@@ -39,7 +39,7 @@ def collect(store: Store, suite: str, out_dir: Path) -> dict[str, Any]:
         env = queries.environments(con, suite)
         refs = references_table(con)
         comparison = compare(con, suite)
-    plots = render(store, KINDS, suite, out_dir / FIGURES, formats=("png",), skip_empty=True)
+    plots = render(store, PLOT_KINDS, suite, out_dir / FIGURES, formats=("png",), skip_empty=True)
     produced = Table(["versions", "device", "trials"],
                      [(", ".join(f"{k} {v}" for k, v in json.loads(v or "{}").items()), dev, n) for v, dev, n in env])
     return {
@@ -102,7 +102,7 @@ def render_markdown(data: dict[str, Any], out: Path) -> str:
         png = next((x for x in p.paths if x.suffix == ".png"), None)
         rel = png.relative_to(out).as_posix() if png is not None else ""
         lines += [f"### {p.kind}: {p.title}", "", f"![{p.kind}]({rel})", ""]
-    missing = [k for k in KINDS if k not in {p.kind for p in data["plots"]}]
+    missing = [k for k in PLOT_KINDS if k not in {p.kind for p in data["plots"]}]
     if missing:
         lines += [f"_No data for: {', '.join(missing)}._", ""]
     lines += ["## Environment", "", "Results produced with:", "", data["produced_by"].render("markdown"), "",
@@ -167,7 +167,7 @@ def render_html(data: dict[str, Any]) -> str:
               _html_table(data["references"]), "</details>", "<h2>Plots</h2>"]
     for p in data["plots"]:
         parts += [f"<h3>{e(p.kind)}: {e(p.title)}</h3>", _img(p)]
-    missing = [k for k in KINDS if k not in {p.kind for p in data["plots"]}]
+    missing = [k for k in PLOT_KINDS if k not in {p.kind for p in data["plots"]}]
     if missing:
         parts.append(f"<p class='muted'>No data for: {e(', '.join(missing))}.</p>")
     parts += ["<h2>Environment</h2><p>Results produced with:</p>", _html_table(data["produced_by"]),

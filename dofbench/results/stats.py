@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Iterable, Mapping, Sequence
+from typing import Mapping
 
 DEFAULT_CONFIDENCE = 0.95
 """Two-sided confidence level of the P_s intervals when a suite does not set one."""
@@ -99,24 +99,3 @@ def d_int90(mean_metric: Mapping[int, float], baseline: float, fraction: float =
         if v is not None and math.isfinite(v) and v > fraction * baseline:
             return d
     return None
-
-
-def transition_width(ds: Sequence[float], ps: Sequence[float], lo: float = 0.1, hi: float = 0.9) -> float | None:
-    """Width of the P_s transition in d: d where P_s first reaches ``hi`` minus where it first
-    reaches ``lo``, by linear interpolation of P_s between grid points (None if not reached)."""
-    def crossing(level: float) -> float | None:
-        pts = sorted(zip(ds, ps))
-        for (d0, p0), (d1, p1) in zip([(pts[0][0], 0.0)] + pts[:-1], pts):
-            if p1 >= level:
-                if p1 == p0 or d0 == d1:
-                    return float(d1)
-                return d0 + (level - p0) / (p1 - p0) * (d1 - d0)
-        return None
-
-    a, b = crossing(lo), crossing(hi)
-    return None if a is None or b is None else b - a
-
-
-def mean(values: Iterable[float]) -> float:
-    vals = [v for v in values if v is not None and math.isfinite(v)]
-    return sum(vals) / len(vals) if vals else float("nan")

@@ -3,8 +3,10 @@
 Loading order: every entry point of group ``dofbench`` (the built-ins are registered that way,
 exactly like a third-party package), then modules named by ``--plugin MOD`` and by the
 environment variable ``DOFBENCH_PLUGINS=mod1,mod2``. A name may be an importable module or a
-path to a ``.py`` file. A plugin that fails to import, fails validation or whose hook raises is
-recorded in :attr:`Host.failures` and everything else keeps working.
+path to a ``.py`` file. A plugin that fails to import, whose hook raises or returns a component
+without a name is recorded in :attr:`Host.failures` (``dofbench plugins`` shows it with its error)
+and everything else keeps working; two plugins registering one component name is an error naming
+both. Components are looked up by kind and name (:meth:`Host.get`).
 """
 
 from __future__ import annotations
@@ -93,7 +95,6 @@ class Host:
         self.records: list[PluginRecord] = []
         # what a worker process needs to rebuild the same host
         self.extra_specs: list[str] = list(plugins) + (plugin_specs_from_env() if use_env else [])
-        self.use_entry_points = entry_points
         if entry_points:
             self._load_entry_points()
         for spec in plugins:

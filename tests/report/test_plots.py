@@ -138,7 +138,7 @@ def test_plot_cli_writes_every_kind(store, tmp_path, invoke, synth):
     out = tmp_path / "figs"
     res = invoke("plot", "all", "--suite", synth.SUITE, "--db", str(store.path), "--out", str(out), "--format", "png")
     assert res.exit_code == 0, res.output + res.stderr
-    for kind in plots.KINDS:
+    for kind in plots.PLOT_KINDS:
         png = out / f"{synth.SUITE}-{kind}.png"
         assert str(png) in res.output.split()
         assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and png.stat().st_size > 5000

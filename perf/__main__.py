@@ -2,11 +2,11 @@ import importlib
 import pkgutil
 import sys
 
-import benchmarks
+import perf
 
 
 def main(argv: list[str]) -> int:
-    names = sorted(m.name for m in pkgutil.iter_modules(benchmarks.__path__) if m.name.startswith("bench_"))
+    names = sorted(m.name for m in pkgutil.iter_modules(perf.__path__) if m.name.startswith("bench_"))
     wanted = [n if n.startswith("bench_") else f"bench_{n}" for n in argv] or names
     unknown = [n for n in wanted if n not in names]
     if unknown:
@@ -14,7 +14,7 @@ def main(argv: list[str]) -> int:
         return 2
     for name in wanted:
         print(f"== {name}", flush=True)
-        importlib.import_module(f"benchmarks.{name}").main()
+        importlib.import_module(f"perf.{name}").main()
     return 0
 
 
