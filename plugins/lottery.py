@@ -136,6 +136,12 @@ def masked_reparam(ctx: MethodContext, mask: torch.Tensor, start: torch.Tensor, 
                    info={"kept": ctx.d, "kept_fraction": ctx.d / ctx.D, **info})
 
 
+def survivors(ctx: MethodContext, p: "MaskParams") -> tuple[torch.Tensor, int]:
+    """(entries always kept, how many prunable entries survive) so that d entries are kept in all."""
+    fixed = always_kept(ctx.net, p.prune_biases, ctx.device)
+    return fixed, check_keep(ctx, fixed)
+
+
 def check_keep(ctx: MethodContext, fixed: torch.Tensor) -> int:
     """How many prunable entries survive so that d entries are kept in all."""
     n_fixed = int(fixed.sum())
@@ -366,8 +372,7 @@ class LotteryTicket(Method):
 
     def setup(self, ctx: MethodContext) -> Reparam:
         p: TicketParams = ctx.params
-        fixed = always_kept(ctx.net, p.prune_biases, ctx.device)
-        keep = check_keep(ctx, fixed)
+        fixed, keep = survivors(ctx, p)
         art = pretrained(ctx, p, p.rewind_step)
         mask = fixed | magnitude_mask(art["theta"].to(ctx.device), ~fixed, keep)
         return masked_reparam(ctx, mask, art["rewind"], p, {"mask": "one-shot-global",
@@ -392,8 +397,7 @@ class LotteryTicketIMP(Method):
 
     def setup(self, ctx: MethodContext) -> Reparam:
         p: ImpParams = ctx.params
-        fixed = always_kept(ctx.net, p.prune_biases, ctx.device)
-        keep = check_keep(ctx, fixed)
+        fixed, keep = survivors(ctx, p)
         targets = imp_targets(int((~fixed).sum()), keep, p)
         if len(targets) - 1 > p.max_rounds:
             raise DofbenchError(f"lottery-ticket-imp: d={ctx.d} needs {len(targets) - 1} rounds, over "
@@ -449,8 +453,7 @@ class MagnitudePruning(Method):
 
     def setup(self, ctx: MethodContext) -> Reparam:
         p: PretrainParams = ctx.params
-        fixed = always_kept(ctx.net, p.prune_biases, ctx.device)
-        keep = check_keep(ctx, fixed)
+        fixed, keep = survivors(ctx, p)
         theta = pretrained(ctx, p)["theta"].to(ctx.device)
         mask = fixed | magnitude_mask(theta, ~fixed, keep)
         return masked_reparam(ctx, mask, theta, p, {"mask": "magnitude-global", "start": "trained"})
@@ -463,8 +466,7 @@ class RandomPruning(Method):
 
     def setup(self, ctx: MethodContext) -> Reparam:
         p: MaskParams = ctx.params
-        fixed = always_kept(ctx.net, p.prune_biases, ctx.device)
-        keep = check_keep(ctx, fixed)
+        fixed, keep = survivors(ctx, p)
         score = torch.rand(ctx.D, generator=ctx.generator("random-mask", ctx.d)).to(ctx.device)
         mask = fixed | magnitude_mask(score, ~fixed, keep)
         return masked_reparam(ctx, mask, ctx.theta0, p, {"mask": "random"})

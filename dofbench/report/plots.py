@@ -202,6 +202,15 @@ def _figure(n: int):
     return fig, axes[:n]
 
 
+def _label(ax, panel: dict[str, Any], xlabel: str, ylabel: str, legend: bool = False) -> None:
+    """Axis labels, the panel's title and (optionally) the legend of one panel."""
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
+    ax.set_title(panel["title"], fontsize=9)
+    if legend:
+        ax.legend(fontsize=8)
+
+
 def _edges(values: list[float], log: bool) -> list[float]:
     """Cell edges around sorted centres (geometric midpoints on a log axis)."""
     if len(values) == 1:
@@ -234,9 +243,7 @@ def draw_phase(panels: list[dict[str, Any]], suite: str):
             if all(v is not None for v in lo + hi):
                 ax.fill_betweenx(eps, lo, hi, color="tab:red", alpha=0.2, lw=0)
         ax.set_xlim(_edges(p["ds"], True)[0], _edges(p["ds"], True)[-1])
-        ax.set_xlabel("training dimension d")
-        ax.set_ylabel(f"ε ({p['metric']})")
-        ax.set_title(p["title"], fontsize=9)
+        _label(ax, p, "training dimension d", f"ε ({p['metric']})")
         if pts or p["predicted"]:
             ax.legend(fontsize=8, loc="best")
         fig.colorbar(mesh, ax=ax, label="success probability P_s")
@@ -251,10 +258,7 @@ def draw_ps(panels: list[dict[str, Any]], suite: str):
             ax.plot([d for d, _ in pts], [v for _, v in pts], "o-", label=f"ε={e:g}")
         ax.set_xscale("log")
         ax.set_ylim(-0.03, 1.03)
-        ax.set_xlabel("training dimension d")
-        ax.set_ylabel(f"P_s ({p['metric']} reaches ε)")
-        ax.set_title(p["title"], fontsize=9)
-        ax.legend(fontsize=8)
+        _label(ax, p, "training dimension d", f"P_s ({p['metric']} reaches ε)", legend=True)
     fig.suptitle(f"{suite}: success probability against d")
     return fig
 
@@ -273,10 +277,7 @@ def draw_accuracy(panels: list[dict[str, Any]], suite: str):
             ax.annotate(f"D={p['D']:,}", (p["D"], 0.02), xycoords=("data", "axes fraction"), rotation=90,
                         ha="right", va="bottom", fontsize=8, color="gray")
         ax.set_xscale("log")
-        ax.set_xlabel("training dimension d")
-        ax.set_ylabel(f"{p['metric']} (mean ± std over seeds)")
-        ax.set_title(p["title"], fontsize=9)
-        ax.legend(fontsize=8)
+        _label(ax, p, "training dimension d", f"{p['metric']} (mean ± std over seeds)", legend=True)
     fig.suptitle(f"{suite}: {panels[0]['metric']} against d")
     return fig
 
@@ -294,10 +295,7 @@ def draw_dstar(panels: list[dict[str, Any]], suite: str):
         if p["D"]:
             ax.axhline(p["D"], color="gray", ls=":", lw=1.5, label=f"D={p['D']:,}")
         ax.set_yscale("log")
-        ax.set_xlabel(f"ε ({p['metric']})")
-        ax.set_ylabel("threshold training dimension d*")
-        ax.set_title(p["title"], fontsize=9)
-        ax.legend(fontsize=8)
+        _label(ax, p, f"ε ({p['metric']})", "threshold training dimension d*", legend=True)
     fig.suptitle(f"{suite}: d* against ε")
     return fig
 
@@ -315,10 +313,7 @@ def draw_sweep(panels: list[dict[str, Any]], suite: str):
         elif xs and max(xs) > 10:
             ax.set_xscale("symlog", linthresh=1)
         ax.set_yscale("log")
-        ax.set_xlabel(f"{p['method']}: {p['param']}")
-        ax.set_ylabel("threshold training dimension d*")
-        ax.set_title(p["title"], fontsize=9)
-        ax.legend(fontsize=8)
+        _label(ax, p, f"{p['method']}: {p['param']}", "threshold training dimension d*", legend=True)
     fig.suptitle(f"{suite}: d* against a swept method parameter")
     return fig
 
@@ -336,9 +331,7 @@ def draw_curves(panels: list[dict[str, Any]], suite: str):
         for d in ds:
             pts = p["lines"][d]
             ax.plot([s for s, _ in pts], [v for _, v in pts], "-", color=cmap(norm(d)), lw=1.5)
-        ax.set_xlabel("step")
-        ax.set_ylabel(f"{p['split']} {p['metric']} (mean over seeds)")
-        ax.set_title(p["title"], fontsize=9)
+        _label(ax, p, "step", f"{p['split']} {p['metric']} (mean over seeds)")
         fig.colorbar(ScalarMappable(norm=norm, cmap=cmap), ax=ax, label="d")
     fig.suptitle(f"{suite}: training curves")
     return fig
