@@ -42,10 +42,30 @@ def read_idx(path: Path) -> np.ndarray:
     return data.reshape(tuple(int(d) for d in dims))
 
 
+class _BatchUnpickler(pickle.Unpickler):
+    """Unpickles a CIFAR batch (a dict of bytes, lists and numpy arrays) and nothing else: every
+    global but numpy's array reconstruction is refused, so a crafted file cannot run code."""
+
+    ALLOWED = {("numpy.core.multiarray", "_reconstruct"), ("numpy._core.multiarray", "_reconstruct"),
+               ("numpy", "ndarray"), ("numpy", "dtype"), ("numpy.core.multiarray", "scalar"),
+               ("numpy._core.multiarray", "scalar"), ("_codecs", "encode")}
+
+    def find_class(self, module: str, name: str):
+        if (module, name) in self.ALLOWED:
+            return super().find_class(module, name)
+        raise pickle.UnpicklingError(f"{module}.{name} is not allowed in a CIFAR batch")
+
+
 def read_cifar_batch(path: Path, label_key: str) -> tuple[np.ndarray, np.ndarray]:
-    """A CIFAR python pickle batch → (uint8 images N×3×32×32, labels)."""
-    with open(path, "rb") as f:
-        batch = pickle.load(f, encoding="bytes")
+    """A CIFAR python pickle batch → (uint8 images N×3×32×32, labels), read by a restricted
+    unpickler (:class:`_BatchUnpickler`)."""
+    try:
+        with open(path, "rb") as f:
+            batch = _BatchUnpickler(f, encoding="bytes").load()
+    except (pickle.UnpicklingError, EOFError, ValueError) as exc:
+        raise DofbenchError(f"{path}: not a CIFAR python batch ({' '.join(str(exc).split())})") from None
+    if not isinstance(batch, dict) or b"data" not in batch or label_key.encode() not in batch:
+        raise DofbenchError(f"{path}: not a CIFAR python batch (no {label_key!r} and 'data' entries)")
     data = np.asarray(batch[b"data"], dtype=np.uint8).reshape(-1, 3, 32, 32)
     return data, np.asarray(batch[label_key.encode()], dtype=np.int64)
 

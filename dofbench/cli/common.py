@@ -18,7 +18,7 @@ def session(ctx: click.Context, **kwargs: Any) -> Session:
 
 
 def db_option(f):
-    return click.option("--db", type=click.Path(dir_okay=False), default=None,
+    return click.option("--db", type=click.Path(), default=None,
                         help="DuckDB results store (default: $DOFBENCH_DB or ./dofbench.duckdb).")(f)
 
 

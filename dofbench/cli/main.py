@@ -75,5 +75,5 @@ def main(argv: list[str] | None = None) -> None:
 
 
 for _command in (run.run, run.validate, components.plugins, components.list_, components.show,
-                 results.leaderboard, results.query, plots.plot, plots.report, theory.theory):
+                 results.leaderboard, results.query, results.migrate, plots.plot, plots.report, theory.theory):
     cli.add_command(_command)

@@ -34,6 +34,19 @@ def leaderboard(ctx, suite, db, fmt, references):
 @format_option(choices=("table", "csv", "json", "markdown"))
 @click.pass_context
 def query(ctx, sql, db, fmt):
-    """Run read-only SQL on the store: tables trials, evals, suites, suite_trials, predictions,
-    reference_results; views success, leaderboard (columns: see the README)."""
+    """Run one SELECT on the store: tables trials, evals, suites, suite_trials, predictions,
+    reference_results; views success, leaderboard (columns: see the README). The statement can
+    read the store and nothing else: it cannot write (the store or any file), ATTACH another
+    database, install or load extensions, or change settings."""
     click.echo(session(ctx, db=db).query(sql).render(fmt))
+
+
+@click.command()
+@db_option
+@click.pass_context
+def migrate(ctx, db):
+    """Bring a results store written by an older dofbench to this version's schema (readers such as
+    query and leaderboard never change a file; run and migrate do)."""
+    s = session(ctx, db=db)
+    version = s.store.migrate()
+    click.echo(f"{s.store.path}: store schema {version}")

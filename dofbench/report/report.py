@@ -68,8 +68,8 @@ def report_environment() -> dict[str, str]:
 def write_report(store: Store, suite: str, out_dir: str | Path) -> dict[str, Path]:
     """Write report.html and report.md for ``suite`` of ``store`` into out_dir; return their paths."""
     out = Path(out_dir)
+    data = collect(store, suite, out)  # reads the store first: nothing is written if it cannot be read
     out.mkdir(parents=True, exist_ok=True)
-    data = collect(store, suite, out)
     paths = {"html": out / "report.html", "markdown": out / "report.md"}
     paths["html"].write_text(render_html(data), encoding="utf-8")
     paths["markdown"].write_text(render_markdown(data, out), encoding="utf-8")

@@ -149,13 +149,20 @@ def drop_views(con: duckdb.DuckDBPyConnection) -> None:
         con.execute(f'DROP VIEW "{name}"')
 
 
-def create_views(con: duckdb.DuckDBPyConnection) -> None:
-    """(Re)create the views of ``views.sql``, in one transaction."""
+def create_views(con: duckdb.DuckDBPyConnection, temporary: bool = False) -> None:
+    """(Re)create the views of ``views.sql`` in the store, in one transaction; with ``temporary``,
+    as temporary views of this connection only (they shadow the stored ones, and a read-only
+    connection can create them: nothing is written)."""
     sql = files("dofbench.results").joinpath("views.sql").read_text(encoding="utf-8")
+    statements = _statements(sql)
+    if temporary:
+        for statement in statements:
+            con.execute(statement.replace("CREATE VIEW", "CREATE OR REPLACE TEMP VIEW", 1))
+        return
     con.begin()
     try:
         drop_views(con)
-        for statement in _statements(sql):
+        for statement in statements:
             con.execute(statement)
         con.commit()
     except Exception:

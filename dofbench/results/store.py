@@ -25,7 +25,7 @@ import duckdb
 from dofbench.config.identity import canonical_json
 from dofbench.errors import DofbenchError
 from dofbench.results import references
-from dofbench.results.migrations import MIGRATIONS, migrate, schema_version
+from dofbench.results.migrations import MIGRATIONS, create_views, migrate, schema_version
 from dofbench.results.stats import z_value
 
 ENV_DB = "DOFBENCH_DB"
@@ -39,6 +39,40 @@ METRIC_COLUMNS = ("train_loss", "train_acc", "test_loss", "test_acc",
 
 def default_db_path(db: str | os.PathLike | None = None) -> Path:
     return Path(db or os.environ.get(ENV_DB) or DEFAULT_DB)
+
+
+# What a read connection is allowed (DuckDB's own settings): no file access beyond the store
+# (COPY … TO, EXPORT DATABASE, ATTACH, read_csv/parquet of other files), no extension autoloaded,
+# installed or loaded from disk, no spilling to a temp directory, and the configuration locked, so
+# no SET/PRAGMA can undo any of it (or switch on logs and profiles that write files).
+READ_ONLY_CONFIG = {
+    "enable_external_access": False,
+    "autoinstall_known_extensions": False,
+    "autoload_known_extensions": False,
+    "allow_community_extensions": False,
+    "allow_unsigned_extensions": False,
+    "temp_directory": "",
+    "lock_configuration": True,
+}
+# The driver's write connections run dofbench's own statements only; they never fetch or load
+# an extension either.
+WRITE_CONFIG = {
+    "autoinstall_known_extensions": False,
+    "autoload_known_extensions": False,
+    "allow_community_extensions": False,
+}
+# What `query` runs: one statement that reads.
+QUERY_STATEMENTS = ("SELECT",)
+
+
+def _user_tables(con: duckdb.DuckDBPyConnection) -> list[str]:
+    return [r[0] for r in con.execute(
+        "SELECT table_name FROM information_schema.tables WHERE table_schema = 'main'").fetchall()]
+
+
+def _newer(path: Path, version: int) -> str:
+    return (f"{path} was written by a newer dofbench (store schema {version}, this version knows "
+            f"{len(MIGRATIONS)}); upgrade dofbench to read or write it")
 
 
 def _is_lock_error(exc: Exception) -> bool:
@@ -73,7 +107,10 @@ class Store:
 
     @contextmanager
     def write(self, timeout: float | None = None) -> Iterator[duckdb.DuckDBPyConnection]:
-        """A short write connection, migrated to the latest schema."""
+        """A short write connection to the store, created and migrated to the latest schema on
+        this Store's first write. A file that is not a dofbench store is refused before anything
+        is written."""
+        self._check_file(for_write=True)
         con = self._connect(read_only=False, timeout=self.WRITE_TIMEOUT_S if timeout is None else timeout)
         try:
             self._prepare(con)
@@ -84,7 +121,14 @@ class Store:
     def _prepare(self, con: duckdb.DuckDBPyConnection) -> None:
         """Once per Store (and again if the file's schema is behind, e.g. a new file at the same
         path): migrate, recreate the views, load the registry when it changed."""
-        if not self._synced or schema_version(con) < len(MIGRATIONS):
+        version = schema_version(con)
+        if version == 0 and _user_tables(con):
+            raise DofbenchError(f"{self.path} is a DuckDB database but not a dofbench store (it has tables "
+                                "and no schema_migrations): refusing to add tables to it; point --db at a "
+                                "dofbench store or a new file")
+        if version > len(MIGRATIONS):
+            raise DofbenchError(_newer(self.path, version))
+        if not self._synced or version < len(MIGRATIONS):
             migrate(con)
             self._sync_references(con)
             self._synced = True
@@ -113,34 +157,74 @@ class Store:
 
     @contextmanager
     def read(self, timeout: float | None = None) -> Iterator[duckdb.DuckDBPyConnection]:
-        """A read-only connection; fails with a clear message if there is no store yet. A store of
-        an older schema is migrated first (through a write connection)."""
+        """A connection that can read the store and nothing else (:data:`READ_ONLY_CONFIG`): no
+        file is written or created, no other database attached, no extension installed or
+        loaded, the configuration locked. The views are today's (``views.sql``, as temporary
+        views), whatever version wrote the file. A store of an older schema is not migrated here
+        (readers never change a file): the error says how to upgrade it."""
         timeout = self.READ_TIMEOUT_S if timeout is None else timeout
-        if not self.path.exists():
-            raise DofbenchError(f"no results store at {self.path}; run `dofbench run SUITE` first "
-                                f"or point --db / {ENV_DB} at one")
+        self._check_file(for_write=False)
         con = self._connect(read_only=True, timeout=timeout)
         try:
-            if schema_version(con) < len(MIGRATIONS):
-                con.close()
-                with self.write(timeout=timeout):
-                    pass
-                con = self._connect(read_only=True, timeout=timeout)
+            version = schema_version(con)
+            if version == 0:
+                raise DofbenchError(f"{self.path} is not a dofbench store (no schema_migrations table); "
+                                    f"point --db / {ENV_DB} at one")
+            if version > len(MIGRATIONS):
+                raise DofbenchError(_newer(self.path, version))
+            if version < len(MIGRATIONS):
+                raise DofbenchError(
+                    f"{self.path} was written by an older dofbench (store schema {version}, this version "
+                    f"reads {len(MIGRATIONS)}); `dofbench migrate --db {self.path}` upgrades it (so does any "
+                    "`dofbench run` on it)")
+            create_views(con, temporary=True)
             yield con
         finally:
             con.close()
+
+    def migrate(self) -> int:
+        """Bring the file to the latest schema (creating it if missing); return the version."""
+        with self.write() as con:
+            return schema_version(con)
+
+    def _check_file(self, for_write: bool) -> None:
+        """Refuse, in one line and before DuckDB opens it, a path that cannot be a store: a
+        directory, or a file that is not a DuckDB database (DuckDB would try to load an extension
+        for a SQLite file, for instance). A missing file is fine for writing (it is created)."""
+        p = self.path
+        if p.is_dir():
+            raise DofbenchError(f"--db {p}: is a directory, not a results store file")
+        if not p.exists():
+            if for_write:
+                return
+            raise DofbenchError(f"no results store at {p}; run `dofbench run SUITE` first "
+                                f"or point --db / {ENV_DB} at one")
+        if not p.is_file():
+            raise DofbenchError(f"--db {p}: not a regular file")
+        try:
+            with open(p, "rb") as f:
+                head = f.read(16)
+        except OSError as exc:
+            raise DofbenchError(f"--db {p}: cannot read it ({exc.strerror or exc})") from None
+        if len(head) < 12 or head[8:12] != b"DUCK":
+            what = ("a SQLite database" if head.startswith(b"SQLite format 3") else
+                    "empty" if not head else "not a DuckDB database")
+            raise DofbenchError(f"--db {p}: not a dofbench store ({what})")
 
     def _connect(self, read_only: bool, timeout: float) -> duckdb.DuckDBPyConnection:
         """Open the file, retrying while another process holds its lock (jittered backoff: short
         steps for the writer so it takes the first gap between readers)."""
         deadline = time.monotonic() + timeout
         delay, cap = 0.01, (0.25 if read_only else 0.05)
+        config = READ_ONLY_CONFIG if read_only else WRITE_CONFIG
         while True:
             try:
                 if not read_only:
                     self.path.parent.mkdir(parents=True, exist_ok=True)
-                return duckdb.connect(str(self.path), read_only=read_only)
-            except (duckdb.IOException, duckdb.ConnectionException) as exc:
+                return duckdb.connect(str(self.path), read_only=read_only, config=dict(config))
+            except OSError as exc:
+                raise DofbenchError(f"cannot create results store {self.path}: {exc.strerror or exc}") from None
+            except duckdb.Error as exc:
                 if not _is_lock_error(exc) or time.monotonic() > deadline:
                     hint = (f" (still locked by another process after {timeout:g}s)" if _is_lock_error(exc) else "")
                     raise DofbenchError(f"cannot open results store {self.path}{hint}: "
@@ -259,7 +343,18 @@ class Store:
         return {r[0] for r in rows}
 
     def query(self, sql: str, params: list[Any] | None = None) -> tuple[list[str], list[tuple]]:
-        """Run SQL on a read-only connection; return (columns, rows)."""
+        """Run one reading statement (a SELECT, incl. DESCRIBE, SHOW, SUMMARIZE) on a read connection
+        (:meth:`read`); return (columns, rows). Anything else is refused in one line."""
+        try:
+            statements = duckdb.extract_statements(sql)
+        except duckdb.Error as exc:
+            raise DofbenchError(f"query failed: {_one_line_db_error(exc)}") from None
+        if len(statements) != 1:
+            raise DofbenchError(f"query: exactly one statement is allowed, got {len(statements)}")
+        kind = statements[0].type.name
+        if kind not in QUERY_STATEMENTS:
+            raise DofbenchError(f"query: only a SELECT can run here, not {kind}: queries read the store and "
+                                "nothing else (they cannot write, attach, load extensions or change settings)")
         with self.read() as con:
             try:
                 cur = con.execute(sql, params or [])

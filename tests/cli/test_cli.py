@@ -26,7 +26,7 @@ def test_run_query_leaderboard_end_to_end(tiny_config, db, invoke):
     assert res.output.startswith("| suite |")
 
     res = invoke("query", "drop table trials", "--db", str(db))
-    assert res.exit_code == 1 and res.stderr.startswith("Error: query failed: the store is opened read-only")
+    assert res.exit_code == 1 and res.stderr.startswith("Error: query: only a SELECT can run here, not DROP")
     assert "Traceback" not in res.stderr
     assert json.loads(invoke("query", "select count(*) as n from trials", "--db", str(db), "--format", "json").output) == [{"n": 4}]
 

@@ -126,6 +126,28 @@ def test_cifar10_reads_pickle_batches_in_channel_major_order(host, tmp_path):
     assert b.y_test.tolist() == list(range(6))
 
 
+class _Payload:
+    def __init__(self, target):
+        self.target = str(target)
+
+    def __reduce__(self):
+        return (open, (self.target, "w"))
+
+
+def test_a_crafted_cifar_batch_cannot_run_code(host, tmp_path):
+    d = tmp_path / "cifar-10-batches-py"
+    d.mkdir()
+    data = np.zeros((2, 3072), dtype=np.uint8)
+    for i in range(1, 6):
+        write_cifar_batch(d / f"data_batch_{i}", data, [0, 1], "labels")
+    evidence = tmp_path / "EXECUTED"
+    with open(d / "test_batch", "wb") as f:
+        pickle.dump({b"data": data, b"labels": _Payload(evidence)}, f)
+    with pytest.raises(DofbenchError, match=r"test_batch: not a CIFAR python batch \(builtins.open is not allowed"):
+        load(host, "cifar10", {}, data_root=str(tmp_path))
+    assert not evidence.exists()
+
+
 def test_cifar100_fine_and_coarse_labels(host, tmp_path):
     d = tmp_path / "cifar-100-python"
     d.mkdir()

@@ -83,9 +83,9 @@ def test_leaderboard_ranks_methods_within_a_task(db, fake_result):
 def test_queries_are_read_only_and_data_survive(db, fill):
     store = Store(db)
     fill(store, [(10, 0, 0.3)])
-    with pytest.raises(DofbenchError, match="read-only"):
+    with pytest.raises(DofbenchError, match="only a SELECT can run here, not DROP"):
         store.query("drop table trials")
-    with pytest.raises(DofbenchError, match="read-only"):
+    with pytest.raises(DofbenchError, match="only a SELECT can run here, not DELETE"):
         store.query("delete from trials")
     assert store.query("select count(*) from trials")[1] == [(1,)]
 
@@ -103,10 +103,16 @@ def test_rewrite_replaces_a_trial_and_its_evals(db, fake_result):
     assert store.query("select count(*) from evals")[1] == [(1,)]
 
 
-def test_old_store_is_migrated_on_read(db):
+def test_an_old_store_is_not_migrated_by_a_reader_but_by_migrate(db):
     con = duckdb.connect(str(db))
     con.execute("create table schema_migrations (version integer primary key, applied_at timestamptz)")
+    con.execute("insert into schema_migrations values (1, now())")
     con.close()
+    before = db.read_bytes()
+    with pytest.raises(DofbenchError, match=r"older dofbench \(store schema 1.*`dofbench migrate --db"):
+        Store(db).query("select count(*) from trials")
+    assert db.read_bytes() == before
+    assert Store(db).migrate() == len(MIGRATIONS)
     assert Store(db).query("select count(*) from trials")[1] == [(0,)]
 
 
@@ -149,6 +155,7 @@ def test_a_store_of_schema_4_gets_todays_views_and_its_full_baselines_marked(db,
         raw.execute("DELETE FROM schema_migrations WHERE version = 5")
         raw.execute("CREATE VIEW leaderboard_base AS SELECT 1 AS x")  # what schema 3 left behind
     fresh = Store(db)
+    assert fresh.migrate() == len(migrations.MIGRATIONS)
     assert fresh.query("select d_int90, baseline from leaderboard where method = 'sub'")[1] == [(20, 1.0)]
     views = {r[0] for r in fresh.query("select view_name from duckdb_views() where not internal")[1]}
     assert views == {"trial_values", "success", "leaderboard"}
