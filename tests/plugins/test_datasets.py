@@ -143,7 +143,7 @@ def test_a_crafted_cifar_batch_cannot_run_code(host, tmp_path):
     evidence = tmp_path / "EXECUTED"
     with open(d / "test_batch", "wb") as f:
         pickle.dump({b"data": data, b"labels": _Payload(evidence)}, f)
-    with pytest.raises(DofbenchError, match=r"test_batch: not a CIFAR python batch \(builtins.open is not allowed"):
+    with pytest.raises(DofbenchError, match=r"test_batch: not a CIFAR python batch \(.*open is not allowed"):
         load(host, "cifar10", {}, data_root=str(tmp_path))
     assert not evidence.exists()
 
