@@ -16,8 +16,16 @@ from pydantic import (
 from dofbench.config.identity import content_hash
 
 
+INT32_MAX = 2**31 - 1  # what the store's INTEGER columns (d, seed, steps) hold
+MAX_TRIALS_PER_SUITE = 1_000_000
+
+
 class Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    """Base of every schema read from a file: unknown keys are errors, values are frozen, types are
+    strict (TOML has types: "16" is not an int, true is not a count, "0.1" is not a float; an int
+    is accepted for a float) and no float may be NaN or infinite."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=True, allow_inf_nan=False)
 
 
 class Params(Strict):
@@ -40,7 +48,7 @@ def non_identity_fields(model: type[BaseModel]) -> set[str]:
 class ComponentRef(Strict):
     """A component by name, with its (still unvalidated) parameters."""
 
-    name: str = Field(description="Registered component name (see `dofbench list KIND`).")
+    name: str = Field(min_length=1, description="Registered component name (see `dofbench list KIND`).")
     params: dict[str, Any] = Field(default_factory=dict, description="Parameters of the component.")
 
     @model_validator(mode="before")
@@ -70,9 +78,17 @@ class ThresholdConfig(Strict):
         "Metric that defines success: SPLIT_NAME (final value) or best_SPLIT_NAME (best over "
         "evaluations), e.g. train_acc, best_train_acc, test_loss. Accuracies succeed when ≥ ε, "
         "losses when ≤ ε."))
-    epsilons: list[float] = Field(default_factory=lambda: [0.5], min_length=1,
-                                  description="Success levels ε.")
+    epsilons: list[float] = Field(default_factory=lambda: [0.5], min_length=1, description=(
+        "Success levels ε (no duplicates; within the metric's range, e.g. [0, 1] for an accuracy)."))
     delta: float = Field(0.1, gt=0, lt=1, description="d* is the smallest d with P_s ≥ 1 − δ (paper: 0.1).")
+
+    @field_validator("epsilons")
+    @classmethod
+    def _unique_epsilons(cls, v: list[float]) -> list[float]:
+        dup = _first_duplicate(v)
+        if dup is not None:
+            raise ValueError(f"ε={dup:g} appears twice; each ε once")
+        return v
 
 
 class SearchConfig(Strict):
@@ -99,9 +115,11 @@ class SuiteSpec(Strict):
     models: list[ComponentRef] = Field(min_length=1, description="Models, by name or {name, params}.")
     datasets: list[ComponentRef] = Field(min_length=1, description="Datasets, by name or {name, params}.")
     methods: list[ComponentRef] = Field(min_length=1, description="DOF-reduction methods.")
-    dims: list[PositiveInt] = Field(min_length=1, description="Training dimensions d (each ≥ 1 and ≤ D).")
-    seeds: PositiveInt | list[Annotated[int, Field(ge=0)]] = Field(
-        5, description="Number of seeds (0..n-1) or an explicit list of seeds.")
+    dims: list[Annotated[int, Field(ge=1, le=INT32_MAX)]] = Field(
+        min_length=1, description="Training dimensions d (each ≥ 1 and ≤ D; no duplicates).")
+    seeds: Annotated[int, Field(ge=1, le=INT32_MAX)] | Annotated[
+        list[Annotated[int, Field(ge=0, le=INT32_MAX)]], Field(min_length=1)] = Field(
+        5, description="Number of seeds (0..n-1) or an explicit, non-empty list of seeds (no duplicates).")
     train: TrainConfig = Field(default_factory=TrainConfig, description="Training configuration.")
     threshold: ThresholdConfig = Field(default_factory=ThresholdConfig, description="Success definition.")
     search: SearchConfig = Field(default_factory=SearchConfig, description="Grid or adaptive search for d*.")
@@ -111,7 +129,18 @@ class SuiteSpec(Strict):
     @field_validator("dims")
     @classmethod
     def _sorted_unique(cls, v: list[int]) -> list[int]:
-        return sorted(set(v))
+        dup = _first_duplicate(v)
+        if dup is not None:
+            raise ValueError(f"d={dup} appears twice; each d once")
+        return sorted(v)
+
+    @field_validator("seeds")
+    @classmethod
+    def _unique_seeds(cls, v: int | list[int]) -> int | list[int]:
+        dup = _first_duplicate(v) if isinstance(v, list) else None
+        if dup is not None:
+            raise ValueError(f"seed {dup} appears twice; each seed once")
+        return v
 
     def seed_list(self) -> list[int]:
         return list(range(self.seeds)) if isinstance(self.seeds, int) else sorted(set(self.seeds))
@@ -182,27 +211,69 @@ class TrialSpec(Strict):
 
 
 
+def _first_duplicate(values: list) -> Any:
+    seen = set()
+    for v in values:
+        if v in seen:
+            return v
+        seen.add(v)
+    return None
+
+
 def _loc_to_path(loc: tuple[Any, ...], prefix: str = "") -> str:
     out = prefix
     for part in loc:
         if isinstance(part, int):
             out += f"[{part}]"
-        elif part in ("function-after", "function-before", "int", "list[int]", "constrained-int"):
-            continue
         else:
             out += f".{part}" if out else str(part)
     return out or "(root)"
 
 
+def format_validation_errors(err: ValidationError, prefix: str = "",
+                             model: type[BaseModel] | None = None) -> list[str]:
+    """One line per field in error: 'PATH: problem (got VALUE); allowed: ...'. Where a field has
+    several alternatives (a count or a list of seeds), the error of the alternative the value
+    resembles is shown, not a type mismatch of another."""
+    errors = err.errors(include_url=False)
+    unions: dict[tuple, list[dict[str, Any]]] = {}
+    for e in errors:
+        cut = next((i for i, p in enumerate(e["loc"]) if _is_branch(p)), None)
+        if cut is not None:
+            unions.setdefault(tuple(e["loc"][:cut]), []).append(e)
+    drop = {id(e) for group in unions.values() if any(not _mismatch(x) for x in group)
+            for e in group if _mismatch(e)}
+    by_path: dict[str, list[dict[str, Any]]] = {}
+    for e in errors:
+        if id(e) in drop:
+            continue
+        loc = tuple(p for p in e["loc"] if not _is_branch(p))
+        by_path.setdefault(_loc_to_path(loc, prefix), []).append({**e, "loc": loc})
+    return [_line(path, min(errs, key=_mismatch), model) for path, errs in by_path.items()]
+
+
 def format_validation_error(err: ValidationError, prefix: str = "", model: type[BaseModel] | None = None) -> str:
-    """One line per the first error: 'PATH: problem (got VALUE); allowed: ...'."""
-    e = err.errors(include_url=False)[0]
-    loc = tuple(p for p in e["loc"] if not (isinstance(p, str) and ("[" in p or p.startswith("function"))))
-    path = _loc_to_path(loc, prefix)
+    """The first line of :func:`format_validation_errors`."""
+    return format_validation_errors(err, prefix, model)[0]
+
+
+def _is_branch(part: Any) -> bool:
+    """A pydantic location part that names a union alternative or a validator, not a field."""
+    return isinstance(part, str) and ("[" in part or part.startswith("function") or
+                                      part in ("int", "float", "str", "bool", "list", "dict", "constrained-int",
+                                               "constrained-float", "none"))
+
+
+def _mismatch(e: dict[str, Any]) -> int:
+    """Type mismatches (the value is of another alternative's type) rank after real problems."""
+    return 1 if e["type"].endswith("_type") or e["type"].endswith("_parsing") else 0
+
+
+def _line(path: str, e: dict[str, Any], model: type[BaseModel] | None) -> str:
     kind = e["type"]
     if kind == "extra_forbidden":
         allowed = ""
-        target = _model_at(model, loc[:-1]) if model is not None else None
+        target = _model_at(model, e["loc"][:-1]) if model is not None else None
         if target is not None:
             allowed = "; allowed keys: " + (", ".join(target.model_fields) or "none")
         return f"{path}: unknown key{allowed}"
@@ -210,7 +281,8 @@ def format_validation_error(err: ValidationError, prefix: str = "", model: type[
         return f"{path}: required field is missing"
     got = e.get("input")
     got_s = f" (got {got!r})" if got is not None and not isinstance(got, dict) else ""
-    return f"{path}: {e['msg']}{got_s}"
+    msg = e["msg"].removeprefix("Value error, ")
+    return f"{path}: {msg}{got_s}"
 
 
 def _model_at(model: type[BaseModel] | None, loc: tuple[Any, ...]) -> type[BaseModel] | None:

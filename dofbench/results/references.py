@@ -42,7 +42,7 @@ ENV_REGISTRY = "DOFBENCH_REGISTRY"
 class ReferenceEntry(BaseModel):
     """One published number with the exact setting it was measured in."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=True, allow_inf_nan=False)
 
     id: str = Field(min_length=1, description="Identifier, unique within its file.")
     citation: str = Field(min_length=1, description="Authors, title, venue and year.")
@@ -94,7 +94,7 @@ class ReferenceEntry(BaseModel):
 class ReferenceFile(BaseModel):
     """A registry file: the results of one source."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=True, allow_inf_nan=False)
 
     results: list[ReferenceEntry] = Field(min_length=1, description="The published results of this source.")
 

@@ -61,7 +61,7 @@ BAD_SUITES = [
     (lambda t: t + "\n[[[", "malformed TOML"),
     (lambda t: t.replace('name = "mlp"', 'name = "mlpx"'), "unknown model 'mlpx'; available:"),
     (lambda t: t.replace("seeds    = 2", 'seeds = "two"'), "suites.tiny.seeds"),
-    (lambda t: t.replace("dims     = [2, 64]", "dims = [0]"), "suites.tiny.dims[0]: Input should be greater than 0"),
+    (lambda t: t.replace("dims     = [2, 64]", "dims = [0]"), "suites.tiny.dims[0]: Input should be greater than or equal to 1"),
     (lambda t: t.replace("dims     = [2, 64]", "dims = [100000]"), "exceeds the limit 826"),
 ]
 

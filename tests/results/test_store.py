@@ -104,8 +104,11 @@ def test_rewrite_replaces_a_trial_and_its_evals(db, fake_result):
 
 
 def test_an_old_store_is_not_migrated_by_a_reader_but_by_migrate(db):
+    from dofbench.results import migrations
+
     con = duckdb.connect(str(db))
     con.execute("create table schema_migrations (version integer primary key, applied_at timestamptz)")
+    migrations.MIGRATIONS[0](con)  # a store of schema 1
     con.execute("insert into schema_migrations values (1, now())")
     con.close()
     before = db.read_bytes()

@@ -92,7 +92,7 @@ def test_mnist1d_is_generated_once_and_cached(tmp_path, monkeypatch):
     ds = MNIST1D()
     p = ds.parse_params({"num_samples": 200})
     a = ds.load(p)
-    files = list(tmp_path.rglob("*.pt"))
+    files = list(tmp_path.rglob("*.safetensors"))
     assert len(files) == 1
     b = ds.load(p)
     assert torch.equal(a.x_train, b.x_train) and a.x_train.shape == (160, 40) and a.x_test.shape == (40, 40)
