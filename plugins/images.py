@@ -210,6 +210,10 @@ class DiskDataset(ImageDataset):
                 return d
         return None
 
+    def prepare(self, p, *, data_root=None, download=False) -> None:
+        """Download now (before any trial) when allowed and missing; else check the files."""
+        self.directory(p, data_root, download)
+
     def check_available(self, p, *, data_root=None, download=False) -> None:
         if download or self.locate(p, data_root) is not None:
             return

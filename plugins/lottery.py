@@ -295,6 +295,13 @@ class LotterySubspace(Method):
     def max_dim(self, params: LotterySubspaceParams, total_params: int) -> int:
         return min(params.d_max, total_params)
 
+    def check_dim(self, params: LotterySubspaceParams, total_params: int, d: int) -> str | None:
+        need = dense_bytes(total_params, params.d_max + 1)
+        if need > params.basis_budget_gb * 1024**3:
+            return (f"the trajectory matrix (D={total_params} × d_max+1={params.d_max + 1}) needs "
+                    f"{need / 1024**3:.1f} GiB, over basis_budget_gb={params.basis_budget_gb:g}; lower d_max")
+        return None
+
     def setup(self, ctx: MethodContext) -> Reparam:
         p: LotterySubspaceParams = ctx.params
         if ctx.d > self.max_dim(p, ctx.D):

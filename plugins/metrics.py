@@ -26,7 +26,8 @@ def dofbench_metrics():
     return [
         FunctionMetric(name="loss", fn=_loss_sum, higher_is_better=False,
                        description="Mean training loss of the task (cross-entropy for classification).",
-                       tasks=("classification", "regression", "quadratic"), task_loss=True),
+                       tasks=("classification", "regression", "quadratic"), task_loss=True,
+                       range=(0.0, float("inf"))),
         FunctionMetric(name="acc", fn=_correct, higher_is_better=True,
-                       description="Top-1 accuracy.", stacked_fn=_correct_stacked),
+                       description="Top-1 accuracy.", stacked_fn=_correct_stacked, range=(0.0, 1.0)),
     ]

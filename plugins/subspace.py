@@ -10,9 +10,8 @@ import torch
 from pydantic import Field
 
 from dofbench.plugin import (
-    AffineReparam, MAX_GROUP, Method, MethodContext, Params, ProjectionKind, Reparam,
-    SubspaceOptimizerParams, dense_group_limit, derive_seed, hookimpl, make_projection, resolve_kind,
-    train_full,
+    MAX_GROUP, AffineReparam, Method, MethodContext, Params, ProjectionKind, Reparam, SubspaceOptimizerParams,
+    dense_bytes, dense_group_limit, derive_seed, hookimpl, make_projection, resolve_kind, train_full,
 )
 
 
@@ -70,6 +69,15 @@ class SubspaceMethod(Method):
 
     def group_limit(self, params: SubspaceParams, total_params: int, d: int, device: str) -> int:
         return subspace_group_limit(params, total_params, d, device)
+
+    def check_dim(self, params: SubspaceParams, total_params: int, d: int) -> str | None:
+        kind = resolve_kind(params.projection, total_params, d, auto_dense_bytes=int(params.auto_dense_mb * 1024**2))
+        need, budget = dense_bytes(total_params, d), params.dense_budget_gb * 1024**3
+        if kind in ("dense", "orthonormal") and need > budget:
+            return (f"projection: a dense {total_params}×{d} matrix needs {need / 1024**3:.3g} GiB, over "
+                    f"dense_budget_gb={params.dense_budget_gb:g}; use projection = \"fastfood\" or \"sparse\" (or "
+                    "\"auto\"), a smaller d, or a larger dense_budget_gb")
+        return None
 
 
 class RandomSubspace(SubspaceMethod):

@@ -61,7 +61,8 @@ def main(argv: list[str] | None = None) -> None:
     except DofbenchError as exc:
         if debug:
             raise
-        click.echo(f"Error: {exc}", err=True)
+        for line in str(exc).splitlines() or [exc.__class__.__name__]:
+            click.echo(f"Error: {line}", err=True)
         sys.exit(1)
     except KeyboardInterrupt:
         click.echo("Interrupted.", err=True)

@@ -12,7 +12,7 @@ from dofbench.errors import DofbenchError
 
 @click.command()
 @click.argument("suites", nargs=-1, required=True)
-@click.option("--config", type=click.Path(dir_okay=False), default=None,
+@click.option("--config", type=click.Path(), default=None,
               help="Suites file (default: the packaged benchmarks.toml).")
 @db_option
 @click.option("--force", is_flag=True, help="Rerun trials that are already stored.")
@@ -79,10 +79,13 @@ def parse_duration(text: str | None) -> float | None:
 
 
 @click.command()
-@click.argument("file", required=False, type=click.Path(dir_okay=False))
+@click.argument("file", required=False, type=click.Path())
 @click.pass_context
 def validate(ctx, file):
     """Validate a suites FILE (default: the packaged benchmarks.toml) without running it."""
-    table = session(ctx).validate(file)
-    click.echo(table.render())
-    click.echo(f"{len(table)} suites valid", err=True)
+    table, problems = session(ctx).validate(file)
+    if len(table):
+        click.echo(table.render())
+    click.echo(f"{len(table)} suites valid" + (f", {len(problems)} problems:" if problems else ""), err=True)
+    if problems:
+        raise DofbenchError("\n".join(problems))

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import os
+import warnings
 from pathlib import Path
 from typing import Any, Iterable
 
@@ -22,7 +23,7 @@ from dofbench.results import queries
 from dofbench.results.store import Store
 from dofbench.results.table import Table
 from dofbench.run.host import COMPONENT_HOOKS, Host
-from dofbench.run.resolve import resolve
+from dofbench.run.resolve import resolve, resolve_suite
 from dofbench.engine.worker import resolve_device
 from dofbench.run.scheduler import Budget, Scheduler, SuiteSummary, executor_for, preflight, strategy_for
 
@@ -55,21 +56,26 @@ class Session:
         ``executor_options={"client": client}`` for an existing dask Client, e.g. from
         dask-jobqueue). ``max_trials`` / ``time_budget`` (seconds) stop each suite from starting
         more trials; a later run finishes the rest."""
+        # Everything that can be known before training is checked before anything is stored: the
+        # options, the device, the plugins, every suite, the store file, every dataset (downloaded now).
         budget = Budget.of(max_trials, time_budget)
-        resolved = self.resolve(suites)
         options = dict(executor_options or {})
         if scheduler:
             if executor not in ("auto", "dask"):
                 raise DofbenchError(f"--scheduler applies to --executor dask, not {executor!r}")
             options["scheduler"] = scheduler
+        device = resolve_device(self.runtime.device).type
+        self.check_plugins()
+        resolved = self.resolve(suites)
+        self.store.check_writable()
+        for suite in resolved:
+            preflight(suite, self.host, self.runtime)
         ex = executor_for(executor, self.host, self.runtime, workers, options)
         sched = Scheduler(self.store, ex, force=force, retry_failed=retry_failed, budget=budget, progress=progress,
                           source=str(self.config or default_config_path()))
-        device = resolve_device(self.runtime.device).type
         out = []
         try:
             for suite in resolved:
-                preflight(suite, self.host, self.runtime)
                 self.store.record_statistics(suite.name, suite.spec.search.strategy, suite.spec.search.confidence)
                 summary = sched.run(suite, strategy_for(suite, self.host, device))
                 out.append(summary)
@@ -78,6 +84,15 @@ class Session:
         finally:
             ex.close()
         return out
+
+    def check_plugins(self) -> None:
+        """A plugin named by --plugin or DOFBENCH_PLUGINS that failed to load is an error here (its
+        components would be missing from the run); a broken installed one (an entry point) only
+        warns, since the run may not need it."""
+        for rec in self.host.failures:
+            if rec.source in ("--plugin", "DOFBENCH_PLUGINS"):
+                raise DofbenchError(f"{rec.source} {rec.module}: the plugin failed to load: {rec.error}")
+            warnings.warn(f"plugin {rec.name} ({rec.source}) failed to load: {rec.error}", stacklevel=2)
 
     def plan(self, suites: Iterable[str], *, force: bool = False) -> Table:
         """What ``run`` would do, without running or writing anything (``--dry-run``)."""
@@ -91,16 +106,22 @@ class Session:
             rows.append((suite.name, "(all)", "", None, None, len(ids), len(ids) - len(done & set(ids))))
         return Table(["suite", "model", "dataset", "D", "methods", "dims|trials", "seeds|to_run"], rows)
 
-    def validate(self, config: str | os.PathLike | None = None) -> Table:
-        """Validate every suite of a file (default: the session's config) without running."""
+    def validate(self, config: str | os.PathLike | None = None) -> tuple[Table, list[str]]:
+        """Validate every suite of a file (default: the session's config) without running: the
+        valid suites, and every problem of the others (one line each; one bad suite does not hide
+        the rest)."""
         path = config or self.config
         suite_file = load_suite_file(path)
-        rows = []
+        rows, problems = [], []
         for name in sorted(suite_file.suites):
-            s = resolve([name], path, self.host)[0]
+            try:
+                s = resolve_suite(self.host, name, suite_file.suites[name])
+            except DofbenchError as exc:
+                problems.extend(getattr(exc, "problems", None) or [str(exc)])
+                continue
             rows.append((name, len(set(t.trial_id for t in s.trials)),
                          ", ".join(f"{t.model.name}/{t.dataset.name} D={t.total_params}" for t in s.tasks)))
-        return Table(["suite", "trials", "tasks"], rows)
+        return Table(["suite", "trials", "tasks"], rows), problems
 
     # ------------------------------------------------------------------ reading
     def query(self, sql: str, params: list[Any] | None = None) -> Table:

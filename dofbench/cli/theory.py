@@ -39,8 +39,8 @@ def quadratic(D, spectrum, k, lambda_k, lambda_rest, lambda_max, alpha, R, epsil
 
 @theory.command()
 @click.argument("suite_name", metavar="SUITE")
-@click.option("--config", type=click.Path(dir_okay=False), default=None, help="Suites file.")
-@click.option("--db", type=click.Path(dir_okay=False), default=None, help="Results store.")
+@click.option("--config", type=click.Path(), default=None, help="Suites file.")
+@click.option("--db", type=click.Path(), default=None, help="Results store.")
 @click.option("--samples", type=click.IntRange(min=10), default=400, show_default=True)
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--no-write", is_flag=True, help="Do not store the predictions.")
@@ -56,8 +56,8 @@ def suite(ctx, suite_name, config, db, samples, seed, no_write, fmt):
 
 @theory.command()
 @click.argument("suite_name", metavar="SUITE")
-@click.option("--config", type=click.Path(dir_okay=False), default=None, help="Suites file.")
-@click.option("--db", type=click.Path(dir_okay=False), default=None, help="Results store.")
+@click.option("--config", type=click.Path(), default=None, help="Suites file.")
+@click.option("--db", type=click.Path(), default=None, help="Results store.")
 @click.option("--epsilon", "epsilons", type=click.FloatRange(min=0, min_open=True), multiple=True,
               help="Training-loss levels ε (default: the suite's, when it thresholds a loss).")
 @click.option("--steps", type=click.IntRange(min=1), default=500, show_default=True, help="Full-training steps.")

@@ -5,6 +5,7 @@ writes their results."""
 
 from __future__ import annotations
 
+import re
 import time
 import traceback
 from typing import Any
@@ -24,11 +25,25 @@ from dofbench.errors import DivergedError, DofbenchError
 
 
 def resolve_device(name: str) -> torch.device:
+    """The torch device of ``--device NAME`` (auto = CUDA when available, else the CPU); a device
+    this machine cannot train on is refused in one line that says what is allowed."""
+    n_cuda = torch.cuda.device_count() if torch.cuda.is_available() else 0
+    mps = getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available()
+    allowed = "auto, cpu" + (f", cuda, cuda:0…cuda:{n_cuda - 1}" if n_cuda else "") + (", mps" if mps else "")
     if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if name.startswith("cuda") and not torch.cuda.is_available():
-        raise DofbenchError(f"--device {name}: CUDA is not available on this machine; use auto or cpu")
-    return torch.device(name)
+        return torch.device("cuda" if n_cuda else "cpu")
+    if name == "cpu":
+        return torch.device("cpu")
+    m = re.fullmatch(r"cuda(?::(\d+))?", name)
+    if m and not n_cuda:
+        raise DofbenchError(f"--device {name}: CUDA is not available on this machine; allowed: {allowed}")
+    if m and int(m.group(1) or 0) < n_cuda:
+        return torch.device(name)
+    if m:
+        raise DofbenchError(f"--device {name}: this machine has {n_cuda} CUDA device(s); allowed: {allowed}")
+    if name == "mps" and mps:
+        return torch.device("mps")
+    raise DofbenchError(f"--device {name}: not a device this machine can train on; allowed: {allowed}")
 
 
 class Worker:

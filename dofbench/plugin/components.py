@@ -44,6 +44,12 @@ class Dataset(Component):
         """Raise DofbenchError (where it looked, how to provide the data) if :meth:`load` would
         fail for missing data. Called before any training. Embedded data are always available."""
 
+    def prepare(self, params: Params, *, data_root: str | None = None, download: bool = False) -> None:
+        """Make the data available before any trial starts (the driver calls it once per dataset of
+        a run): fetch it when ``download`` allows, else check it is there (:meth:`check_available`).
+        Raise DofbenchError (one line) when it cannot be had."""
+        self.check_available(params, data_root=data_root, download=download)
+
     def quadratic_spectrum(self, params: Params) -> Any:
         """A dataset whose training loss is exactly the quadratic well ½ (θ − θ*)ᵀ H (θ − θ*) with a
         diagonal H returns H's eigenvalues (array-like of length D), so ``dofbench theory suite``
@@ -94,6 +100,11 @@ class Method(Component):
         """Largest d this method accepts for a network with D = total_params parameters."""
         return total_params
 
+    def check_dim(self, params: Params, total_params: int, d: int) -> str | None:
+        """Why a trial of this d cannot run for D = total_params (e.g. a matrix over its memory
+        budget), said before anything trains; None when it can."""
+        return None
+
     def batchable(self, params: Params) -> bool:
         """Whether seeds of this method can be trained together in one stack
         (:func:`dofbench.engine.loop.train_trials`): its :meth:`setup` returns an
@@ -129,6 +140,7 @@ class Metric(Component):
     higher_is_better: bool = True
     tasks: tuple[str, ...] = ("classification",)
     task_loss: bool = False
+    range: tuple[float, float] | None = None  # the values it can take: ε outside is refused
 
     def batch_sum(self, outputs: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:  # pragma: no cover
         raise NotImplementedError
@@ -149,6 +161,7 @@ class FunctionMetric(Metric):
     tasks: tuple[str, ...] = ("classification",)
     stacked_fn: Callable[[torch.Tensor, torch.Tensor], torch.Tensor] | None = None  # see stacked_sum
     task_loss: bool = False
+    range: tuple[float, float] | None = None
 
     def batch_sum(self, outputs, targets):
         return self.fn(outputs, targets)

@@ -65,6 +65,13 @@ WRITE_CONFIG = {
 QUERY_STATEMENTS = ("SELECT",)
 
 
+def _existing_parent(path: Path) -> Path:
+    for parent in path.parents:
+        if parent.exists():
+            return parent
+    return Path(".")
+
+
 def _user_tables(con: duckdb.DuckDBPyConnection) -> list[str]:
     return [r[0] for r in con.execute(
         "SELECT table_name FROM information_schema.tables WHERE table_schema = 'main'").fetchall()]
@@ -181,6 +188,13 @@ class Store:
             yield con
         finally:
             con.close()
+
+    def check_writable(self) -> None:
+        """Refuse, before a run writes anything, a path that is not (and cannot become) a store."""
+        self._check_file(for_write=True)
+        if not self.path.exists() and not os.access(self.path.parent if self.path.parent.exists() else
+                                                    _existing_parent(self.path), os.W_OK):
+            raise DofbenchError(f"--db {self.path}: cannot create the store there (the directory is not writable)")
 
     def migrate(self) -> int:
         """Bring the file to the latest schema (creating it if missing); return the version."""

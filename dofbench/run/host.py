@@ -11,6 +11,7 @@ both. Components are looked up by kind and name (:meth:`Host.get`).
 
 from __future__ import annotations
 
+import hashlib
 import importlib
 import importlib.metadata as md
 import importlib.util
@@ -23,7 +24,8 @@ from typing import Any, Iterable
 import pluggy
 
 from dofbench.plugin import hookspecs
-from dofbench.plugin.components import Component
+from dofbench.plugin.components import Component, Dataset, Method, Metric, Model
+from dofbench.plugin.executor import ExecutorFactory
 from dofbench.errors import DofbenchError
 
 ENTRY_POINT_GROUP = "dofbench"
@@ -37,6 +39,9 @@ COMPONENT_HOOKS = {
     "metric": "dofbench_metrics",
     "executor": "dofbench_executors",
 }
+# the class every component of a kind is an instance of
+COMPONENT_TYPES: dict[str, type] = {"model": Model, "dataset": Dataset, "method": Method, "metric": Metric,
+                                    "executor": ExecutorFactory}
 
 
 @dataclass
@@ -55,6 +60,11 @@ class PluginRecord:
         }
 
 
+def _short(obj: Any) -> str:
+    text = repr(obj)
+    return text if len(text) <= 40 else text[:37] + "..."
+
+
 def _one_line(exc: BaseException) -> str:
     msg = " ".join(str(exc).split()) or exc.__class__.__name__
     return f"{exc.__class__.__name__}: {msg}"
@@ -71,7 +81,9 @@ def _import_plugin(spec: str):
         path = Path(spec).expanduser().resolve()
         if not path.exists():
             raise ModuleNotFoundError(f"no plugin file {path}")
-        mod_name = f"dofbench_plugin_{path.stem}"
+        # one module per file: two plugin files of the same name in different folders are two
+        # modules (the second is then refused by its plugin name, see Host._register)
+        mod_name = f"dofbench_plugin_{path.stem}_{hashlib.blake2b(str(path).encode(), digest_size=4).hexdigest()}"
         if mod_name in sys.modules:
             return sys.modules[mod_name]
         loader_spec = importlib.util.spec_from_file_location(mod_name, path)
@@ -114,7 +126,7 @@ class Host:
             try:
                 module = ep.load()
                 self._register(module, rec)
-            except Exception as exc:  # a broken plugin must not take the host down
+            except BaseException as exc:  # a broken plugin (even one calling sys.exit) must not take the host down
                 rec.error = _one_line(exc)
             self.records.append(rec)
 
@@ -124,7 +136,7 @@ class Host:
             module = _import_plugin(spec)
             rec.version = getattr(module, "__version__", None)
             self._register(module, rec)
-        except Exception as exc:
+        except BaseException as exc:  # SystemExit or KeyboardInterrupt at import too: a failed import
             rec.error = _one_line(exc)
         self.records.append(rec)
 
@@ -132,7 +144,9 @@ class Host:
         if self.pm.is_registered(obj):
             return
         if self.pm.has_plugin(rec.name):
-            raise DofbenchError(f"a plugin named {rec.name!r} is already registered")
+            other = next((r for r in self.records if r.name == rec.name), None)
+            where = f" from {other.module} ({other.source})" if other else ""
+            raise DofbenchError(f"a plugin named {rec.name!r} is already registered{where}; rename one of them")
         self.pm.register(obj, name=rec.name)
 
     def register(self, obj: Any, name: str, source: str = "api") -> PluginRecord:
@@ -173,12 +187,17 @@ class Host:
                 rec = self._record_for(impl.plugin_name)
                 try:
                     items = list(impl.function() or [])
-                except Exception as exc:
+                except BaseException as exc:
                     rec.error = f"hook {hook_name} failed: {_one_line(exc)}"
                     continue
                 for comp in items:
+                    base = COMPONENT_TYPES[kind]
+                    if not isinstance(comp, base):
+                        rec.error = (f"hook {hook_name} returned {_short(comp)} (a {type(comp).__name__}), "
+                                     f"not a {base.__name__}")
+                        continue
                     name = getattr(comp, "name", None)
-                    if not name:
+                    if not name or not isinstance(name, str):
                         rec.error = f"hook {hook_name} returned a {kind} without a name"
                         continue
                     if name in registry[kind]:

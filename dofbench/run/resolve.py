@@ -12,7 +12,8 @@ from typing import Any
 from pydantic import ValidationError
 
 from dofbench.config.schemas import (
-    ComponentRef, ResolvedComponent, SuiteSpec, TrainConfig, TrialSpec, format_validation_error, non_identity_fields,
+    MAX_TRIALS_PER_SUITE, ComponentRef, ResolvedComponent, SuiteSpec, TrainConfig, TrialSpec, format_validation_errors,
+    non_identity_fields,
 )
 from dofbench.config.suites import get_suite, load_suite_file
 from dofbench.engine.flat import count_params
@@ -48,11 +49,26 @@ class ResolvedSuite:
         return {t.trial_id: t.model_dump(mode="json") for t in self.trials}
 
 
-def _validate_params(comp, ref: ComponentRef, where: str) -> tuple[dict, dict]:
+class SuiteErrors(DofbenchError):
+    """Every problem of a suite (or a suites file), one line each."""
+
+    def __init__(self, problems: list[str]):
+        super().__init__("\n".join(problems))
+        self.problems = problems
+
+
+def _validate_params(comp, ref: ComponentRef, where: str, problems: list[str] | None = None
+                     ) -> tuple[dict, dict] | None:
+    """(params with defaults, identity) of ``ref`` for ``comp``; its errors raise, or go to
+    ``problems`` (then None is returned)."""
     try:
         params = comp.parse_params(ref.params)
     except ValidationError as exc:
-        raise DofbenchError(format_validation_error(exc, prefix=f"{where}.params", model=comp.Params)) from None
+        lines = format_validation_errors(exc, prefix=f"{where}.params", model=comp.Params)
+        if problems is None:
+            raise DofbenchError(lines[0]) from None
+        problems.extend(lines)
+        return None
     return params.model_dump(mode="json"), params.model_dump(
         mode="json", exclude_defaults=True, exclude=non_identity_fields(comp.Params))
 
@@ -75,78 +91,104 @@ def trial_spec(host, model: str | dict, dataset: str | dict, method: str | dict,
 
 def resolve_suite(host, name: str, spec: SuiteSpec, *, where: str | None = None) -> ResolvedSuite:
     """Resolve names through the registry, validate every component's params, check every d
-    against D, check the threshold metric, and expand into trials."""
+    against D and what each method can run (e.g. a dense projection's memory), check the success
+    metric and the range of its ε, and expand into trials. Every problem found is reported (one
+    line each, :class:`SuiteErrors`), not just the first."""
     where = where or f"suites.{name}"
-    models = []
-    for i, ref in enumerate(spec.models):
-        loc = f"{where}.models[{i}]"
-        comp = host.get("model", ref.name, where=f"{loc}.name")
-        models.append((comp, ref, *_validate_params(comp, ref, loc)))
-    datasets = []
-    for i, ref in enumerate(spec.datasets):
-        loc = f"{where}.datasets[{i}]"
-        comp = host.get("dataset", ref.name, where=f"{loc}.name")
-        datasets.append((comp, ref, *_validate_params(comp, ref, loc)))
-    methods = []
-    for i, ref in enumerate(spec.methods):
-        loc = f"{where}.methods[{i}]"
-        comp = host.get("method", ref.name, where=f"{loc}.name")
-        methods.append((comp, ref, *_validate_params(comp, ref, loc)))
+    problems: list[str] = []
 
-    metric, higher = check_metric(host, spec.threshold.metric, f"{where}.threshold.metric")
+    def components(kind: str, refs: list[ComponentRef], key: str) -> list[tuple]:
+        out = []
+        for i, ref in enumerate(refs):
+            loc = f"{where}.{key}[{i}]"
+            try:
+                comp = host.get(kind, ref.name, where=f"{loc}.name")
+            except DofbenchError as exc:
+                problems.append(str(exc))
+                continue
+            resolved = _validate_params(comp, ref, loc, problems)
+            if resolved is not None:
+                out.append((comp, ref, *resolved, loc))
+        return out
+
+    models = components("model", spec.models, "models")
+    datasets = components("dataset", spec.datasets, "datasets")
+    methods = components("method", spec.methods, "methods")
+    metric, higher = spec.threshold.metric, True
+    try:
+        metric, higher, metric_comp = check_metric(host, spec.threshold.metric, f"{where}.threshold.metric")
+        lo, hi = getattr(metric_comp, "range", None) or (float("-inf"), float("inf"))
+        for i, eps in enumerate(spec.threshold.epsilons):
+            if not lo <= eps <= hi:
+                problems.append(f"{where}.threshold.epsilons[{i}]: {eps:g} is outside [{lo:g}, {hi:g}], the range "
+                                f"of metric {metric_comp.name!r}")
+    except DofbenchError as exc:
+        problems.append(str(exc))
 
     tasks: list[Task] = []
-    for dcomp, dref, dparams, dident in datasets:
+    for dcomp, dref, dparams, dident, dloc in datasets:
         info = dcomp.info(dcomp.parse_params(dparams))
-        for mcomp, mref, mparams, mident in models:
+        for mcomp, mref, mparams, mident, mloc in models:
             try:
                 module = mcomp.build(mcomp.parse_params(mparams), info)
-            except DofbenchError:
-                raise
+            except DofbenchError as exc:
+                problems.append(f"{mloc}: {exc}")
+                continue
             except Exception as exc:
-                raise DofbenchError(
-                    f"{where}: model {mref.name!r} cannot be built for dataset {dref.name!r} "
-                    f"(input {info.input_shape}): {' '.join(str(exc).split())}") from None
+                problems.append(f"{mloc}: model {mref.name!r} cannot be built for dataset {dref.name!r} "
+                                f"(input {info.input_shape}): {' '.join(str(exc).split())}")
+                continue
             tasks.append(Task(ResolvedComponent(name=mref.name, params=mparams),
                               ResolvedComponent(name=dref.name, params=dparams), mident, dident,
                               count_params(module)))
 
+    seeds = spec.seed_list()
+    planned = []  # (task, method, its dims)
+    for task in tasks:
+        for m in methods:
+            fixed = m[0].fixed_dim(m[0].parse_params(m[2]), task.total_params)
+            planned.append((task, m, [fixed] if fixed is not None else spec.dims))
+    count = sum(len(dims) for *_, dims in planned) * len(seeds)
+    if count > MAX_TRIALS_PER_SUITE:
+        problems.append(f"{where}: the suite expands to {count:,} trials; at most {MAX_TRIALS_PER_SUITE:,} "
+                        "(fewer seeds, dims, methods or tasks)")
+        planned = []
     trials: list[TrialSpec] = []
     baselines: set[str] = set()
-    seeds = spec.seed_list()
-    for task in tasks:
+    for task, (meth, ref, params, ident, loc), dims in planned:
         D = task.total_params
-        for meth, ref, params, ident in methods:
-            parsed = meth.parse_params(params)
-            fixed = meth.fixed_dim(parsed, D)
-            dims = [fixed] if fixed is not None else spec.dims
-            if fixed is None:
-                limit = meth.max_dim(parsed, D)
-                too_big = [d for d in dims if d > limit]
-                if too_big:
-                    raise DofbenchError(
-                        f"{where}.dims: d={too_big[0]} exceeds the limit {limit} of method "
-                        f"{ref.name!r} for model {task.model.name!r} on dataset {task.dataset.name!r} "
-                        f"(D={D}); allowed: 1 ≤ d ≤ {limit}")
-            for d in dims:
-                for seed in seeds:
-                    trials.append(TrialSpec(
-                        model=task.model, dataset=task.dataset,
-                        method=ResolvedComponent(name=ref.name, params=params), d=d, seed=seed,
-                        train=spec.train,
-                        identity={"model": task.model_identity, "dataset": task.dataset_identity,
-                                  "method": ident}))
-                    if getattr(meth, "baseline", False):
-                        baselines.add(trials[-1].trial_id)
+        parsed = meth.parse_params(params)
+        if meth.fixed_dim(parsed, D) is None:
+            limit = meth.max_dim(parsed, D)
+            too_big = [d for d in dims if d > limit]
+            if too_big:
+                problems.append(f"{where}.dims: d={too_big[0]} exceeds the limit {limit} of method {ref.name!r} for "
+                                f"model {task.model.name!r} on dataset {task.dataset.name!r} (D={D}); allowed: "
+                                f"1 ≤ d ≤ {limit}")
+                continue
+        found = next((p for p in (meth.check_dim(parsed, D, d) for d in dims) if p), None)
+        if found:
+            problems.append(f"{loc}.params: {found} (model {task.model.name!r} on dataset {task.dataset.name!r}, D={D})")
+            continue
+        for d in dims:
+            for seed in seeds:
+                trials.append(TrialSpec(
+                    model=task.model, dataset=task.dataset,
+                    method=ResolvedComponent(name=ref.name, params=params), d=d, seed=seed, train=spec.train,
+                    identity={"model": task.model_identity, "dataset": task.dataset_identity, "method": ident}))
+                if getattr(meth, "baseline", False):
+                    baselines.add(trials[-1].trial_id)
+    if problems:
+        raise SuiteErrors(list(dict.fromkeys(problems)))
     return ResolvedSuite(name, spec, trials, tasks, metric, higher, frozenset(baselines))
 
 
 _METRIC_RE = re.compile(r"^(best_)?(train|test)_(.+)$")
 
 
-def check_metric(host, metric: str, where: str) -> tuple[str, bool]:
+def check_metric(host, metric: str, where: str) -> tuple[str, bool, Any]:
     """Validate a success metric name like 'train_acc' or 'best_test_loss'; return it with
-    whether higher is better."""
+    whether higher is better and the metric component."""
     names = host.names("metric")
     m = _METRIC_RE.match(metric)
     if not m or m.group(3) not in names:
@@ -154,7 +196,7 @@ def check_metric(host, metric: str, where: str) -> tuple[str, bool]:
             f"{where}: unknown metric {metric!r}; allowed: [best_](train|test)_NAME with NAME one of "
             f"{', '.join(names)} (e.g. train_acc, best_test_loss)")
     comp = host.get("metric", m.group(3))
-    return metric, bool(comp.higher_is_better)
+    return metric, bool(comp.higher_is_better), comp
 
 
 def resolve(names: list[str], config: str | Path | None, host) -> list[ResolvedSuite]:

@@ -179,7 +179,8 @@ def group_results(fut: Future, group: list[TrialSpec]) -> list[TrialResult]:
 
 
 def preflight(suite: ResolvedSuite, host: Host, runtime: Runtime) -> None:
-    """Fail before any training when a suite's data are missing."""
+    """Fail before any training (and before anything is stored) when a suite's data cannot be had:
+    each dataset is prepared once (downloaded now when ``--download`` allows, else checked)."""
     seen = set()
     for task in suite.tasks:
         key = (task.dataset.name, str(task.dataset.params))
@@ -187,8 +188,7 @@ def preflight(suite: ResolvedSuite, host: Host, runtime: Runtime) -> None:
             continue
         seen.add(key)
         comp = host.get("dataset", task.dataset.name)
-        comp.check_available(comp.parse_params(task.dataset.params), data_root=runtime.data_root,
-                             download=runtime.download)
+        comp.prepare(comp.parse_params(task.dataset.params), data_root=runtime.data_root, download=runtime.download)
 
 
 def executor_for(name: str, host: Host, runtime: Runtime, workers: int | None,
