@@ -6,7 +6,7 @@ import json
 
 import click
 
-from dofbench.cli.common import session
+from dofbench.cli.common import db_option, session
 from dofbench.results.table import Table
 
 
@@ -39,9 +39,29 @@ def list_(ctx, kind, dataset, as_json):
 @click.argument("kind")
 @click.argument("name")
 @click.option("--json", "as_json", is_flag=True, help="Output JSON.")
+@db_option
 @click.pass_context
-def show(ctx, kind, name, as_json):
-    """Show one component: description, plugin and every parameter with its help."""
+def show(ctx, kind, name, as_json, db):
+    """Show one component (KIND model, dataset, method, metric, executor): description, plugin and
+    every parameter with its help; or one stored trial (KIND trial, NAME its id or the start of
+    it): spec, status, error and its traceback, metrics."""
+    if kind == "trial":
+        trial = session(ctx, db=db).trial(name)
+        if as_json:
+            click.echo(json.dumps(trial, indent=2, default=str))
+            return
+        click.echo(f"trial {trial['trial_id']}: {trial['status']} (suite {trial['suite']}, {trial['device']}, "
+                   f"{trial['wall_s'] or 0:.1f}s)")
+        click.echo("spec: " + json.dumps(trial["spec"], indent=2))
+        if trial.get("error"):
+            click.echo(f"error: {trial['error']}")
+        if trial.get("traceback"):
+            click.echo(trial["traceback"].rstrip())
+        if trial.get("metrics"):
+            click.echo("metrics: " + ", ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}"
+                                             for k, v in sorted(trial["metrics"].items())))
+        click.echo(f"versions: {json.dumps(trial['versions'])}")
+        return
     info = session(ctx).show(kind, name)
     if as_json:
         click.echo(json.dumps(info, indent=2))

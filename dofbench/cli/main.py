@@ -55,8 +55,12 @@ def main(argv: list[str] | None = None) -> None:
     except click.exceptions.Abort:
         click.echo("Aborted.", err=True)
         sys.exit(130)
+    except click.UsageError as exc:  # one line, with where to read more (not click's usage block)
+        where = exc.ctx.command_path if exc.ctx is not None else "dofbench"
+        click.echo(f"Error: {' '.join(exc.format_message().split())} (see `{where} --help`)", err=True)
+        sys.exit(exc.exit_code)
     except click.ClickException as exc:
-        exc.show()
+        click.echo(f"Error: {' '.join(exc.format_message().split())}", err=True)
         sys.exit(exc.exit_code)
     except DofbenchError as exc:
         if debug:

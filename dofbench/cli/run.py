@@ -42,7 +42,10 @@ def run(ctx, suites, config, db, force, retry_failed, dry_run, device, executor,
     """Run SUITES (names in the suites file); print the leaderboard at the end.
 
     Trials already stored are skipped, so an interrupted run (Ctrl-C, SIGTERM, a killed machine)
-    is finished by running the same command again."""
+    is finished by running the same command again. Exit codes: 0 every trial ran (a diverged
+    trial is a result: an unsuccessful seed), 1 bad input (nothing stored), 3 some trials failed
+    (an error: the summary lists each distinct one; `dofbench show trial ID` prints its traceback;
+    `--retry-failed` reruns them), 130 / 143 interrupted by SIGINT / SIGTERM."""
     s = session(ctx, db=db, config=config, device=device, data_root=data_root, download=download)
     if dry_run:
         click.echo(s.plan(suites, force=force).render(fmt))
@@ -52,14 +55,19 @@ def run(ctx, suites, config, db, force, retry_failed, dry_run, device, executor,
                       progress=not no_progress and sys.stderr.isatty())
     for summary in summaries:
         click.echo(summary.line(), err=True)
-        for err in summary.errors[:5]:
-            click.echo(f"  failed {err}", err=True)
+        for line in summary.failure_lines():
+            click.echo(f"  {line}", err=True)
     names = [x.suite for x in summaries]
     for name in names:
         click.echo(s.leaderboard(name).render(fmt))
     stopped = [x for x in summaries if x.interrupted]
     if stopped:
         sys.exit(143 if stopped[0].signal == "SIGTERM" else 130)
+    if any(x.failed for x in summaries):
+        sys.exit(EXIT_FAILED_TRIALS)
+
+
+EXIT_FAILED_TRIALS = 3
 
 
 def parse_duration(text: str | None) -> float | None:

@@ -20,6 +20,7 @@ from dofbench.config.suites import default_config_path, load_suite_file
 from dofbench.engine.flat import count_params
 from dofbench.errors import DofbenchError
 from dofbench.results import queries
+from dofbench.results.references import load_registry
 from dofbench.results.store import Store
 from dofbench.results.table import Table
 from dofbench.run.host import COMPONENT_HOOKS, Host
@@ -68,6 +69,7 @@ class Session:
         self.check_plugins()
         resolved = self.resolve(suites)
         self.store.check_writable()
+        load_registry()  # the published references the store loads: a bad registry file fails here
         for suite in resolved:
             preflight(suite, self.host, self.runtime)
         ex = executor_for(executor, self.host, self.runtime, workers, options)
@@ -95,7 +97,10 @@ class Session:
             warnings.warn(f"plugin {rec.name} ({rec.source}) failed to load: {rec.error}", stacklevel=2)
 
     def plan(self, suites: Iterable[str], *, force: bool = False) -> Table:
-        """What ``run`` would do, without running or writing anything (``--dry-run``)."""
+        """What ``run`` would do, without running or writing anything (``--dry-run``); checks what
+        ``run`` checks first (device, plugins, every suite)."""
+        resolve_device(self.runtime.device)
+        self.check_plugins()
         rows = []
         for suite in self.resolve(suites):
             ids = list(dict.fromkeys(t.trial_id for t in suite.trials))
@@ -111,6 +116,7 @@ class Session:
         valid suites, and every problem of the others (one line each; one bad suite does not hide
         the rest)."""
         path = config or self.config
+        self.check_plugins()
         suite_file = load_suite_file(path)
         rows, problems = [], []
         for name in sorted(suite_file.suites):
@@ -185,6 +191,21 @@ class Session:
                     extra = f"(cannot build for {dataset}: {' '.join(str(exc).split())})"
             rows.append((getattr(comp, "name"), getattr(comp, "description", ""), extra, rec.name))
         return Table(["name", "description", "details", "plugin"], rows)
+
+    def trial(self, trial_id: str) -> dict[str, Any]:
+        """The stored trial whose id is (or starts with) ``trial_id``: its spec, status, error and
+        traceback, metrics, what the method resolved and what ran it."""
+        with self.store.read() as con:
+            found = queries.trials_by_prefix(con, trial_id)
+        if not found:
+            raise DofbenchError(f"trial {trial_id!r}: no stored trial has this id (or starts with it) in {self.store.path}")
+        if len(found) > 1 and found[0]["trial_id"] != trial_id:
+            raise DofbenchError(f"trial {trial_id!r}: {len(found)}{'+' if len(found) == 5 else ''} stored trials start "
+                                f"with it ({', '.join(r['trial_id'][:12] for r in found)}); give more of the id")
+        row = found[0]
+        for col in ("spec", "metrics", "method_info", "versions", "train"):
+            row[col] = json.loads(row[col]) if row.get(col) else None
+        return row
 
     def show(self, kind: str, name: str) -> dict[str, Any]:
         kind = _kind(kind)

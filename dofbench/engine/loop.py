@@ -29,7 +29,7 @@ import torch.nn.functional as F
 from dofbench.config.identity import derive_seed
 from dofbench.config.schemas import TrainConfig
 from dofbench.engine.data import DataBundle
-from dofbench.engine.evaluate import evaluate_stacked, stacked_loss, summarize
+from dofbench.engine.evaluate import SPLITS, evaluate_stacked, stacked_loss, summarize
 from dofbench.engine.flat import FlatNet
 from dofbench.engine.optim import make_optimizer
 from dofbench.engine.projections import dense_bytes, stack_projections
@@ -142,15 +142,17 @@ def train_stack(net: FlatNet, reps: list[Reparam], data: DataBundle, orders: lis
     opt = make_optimizer(r0.optimizer, [phi], r0.lr, **r0.optimizer_kwargs)
     evals: list[list[tuple[int, str, str, float]]] = [[] for _ in range(K)]
     done: list[TrainOutcome | None] = [None] * K
+    # divergence is about the loss: a metric that can be NaN (an AUROC of one class) is not a divergence
+    loss_keys = {f"{split}_{m.name}" for m in metrics if getattr(m, "task_loss", False) for split in SPLITS}
 
     def record(ks: list[int], step: int) -> list[bool]:
-        """Evaluate seeds ``ks`` together; whether each stayed finite."""
+        """Evaluate seeds ``ks`` together; whether each one's losses stayed finite."""
         with torch.no_grad():
             thetas = torch.stack([reps[k].theta(phi.detach()[k]) for k in ks])
         outs = evaluate_stacked(net, thetas, data, metrics, loss_fn, eval_batch_size)
         for k, out in zip(ks, outs):
             evals[k].extend((step, *key.split("_", 1), value) for key, value in out.items())
-        return [all(math.isfinite(v) for v in out.values()) for out in outs]
+        return [all(math.isfinite(v) for key, v in out.items() if key in loss_keys) for out in outs]
 
     def finish(k: int, status: str, step: int, error: str | None = None) -> None:
         done[k] = TrainOutcome(status, summarize(evals[k], metrics), evals[k], step, reps[k].d,

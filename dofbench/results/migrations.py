@@ -110,8 +110,13 @@ def _m005_baselines(con: duckdb.DuckDBPyConnection) -> None:
                 "WHERE t.trial_id = suite_trials.trial_id AND t.method = 'full')")
 
 
+def _m006_tracebacks(con: duckdb.DuckDBPyConnection) -> None:
+    """Migration 6: a failed trial keeps the traceback of its error (``dofbench show trial ID``)."""
+    con.execute("ALTER TABLE trials ADD COLUMN traceback VARCHAR")
+
+
 MIGRATIONS: list[Callable[[duckdb.DuckDBPyConnection], None]] = [
-    _m001_core, _m002_statistics, _m003_references, _m004_suite_resolution, _m005_baselines]
+    _m001_core, _m002_statistics, _m003_references, _m004_suite_resolution, _m005_baselines, _m006_tracebacks]
 
 
 def schema_version(con: duckdb.DuckDBPyConnection) -> int:

@@ -46,6 +46,11 @@ def success(store, suite: str | None = None) -> Table:
         f"FROM success{where} ORDER BY suite, model, dataset, label, metric, epsilon, d", params))
 
 
+def trials_by_prefix(con, prefix: str, limit: int = 5) -> list[dict[str, Any]]:
+    """Stored trials whose id starts with ``prefix`` (at most ``limit``)."""
+    return rows(con, "SELECT * FROM trials WHERE starts_with(trial_id, ?) ORDER BY trial_id LIMIT ?", [prefix, limit])
+
+
 # ------------------------------------------------------------------------------ suites
 def stored_suites(con) -> list[str]:
     """Suites with trials in the store."""

@@ -120,10 +120,21 @@ class Store:
         self._check_file(for_write=True)
         con = self._connect(read_only=False, timeout=self.WRITE_TIMEOUT_S if timeout is None else timeout)
         try:
-            self._prepare(con)
-            yield con
+            with self._damaged():
+                self._prepare(con)
+                yield con
         finally:
             con.close()
+
+    @contextmanager
+    def _damaged(self) -> Iterator[None]:
+        """dofbench's own statements on an opened file failing: the file is damaged (truncated,
+        corrupt), not the user's SQL."""
+        try:
+            yield
+        except duckdb.Error as exc:
+            raise DofbenchError(f"results store {self.path}: {' '.join(str(exc).split())[:200]} "
+                                "(is the file damaged or truncated?)") from None
 
     def _prepare(self, con: duckdb.DuckDBPyConnection) -> None:
         """Once per Store (and again if the file's schema is behind, e.g. a new file at the same
@@ -173,7 +184,8 @@ class Store:
         self._check_file(for_write=False)
         con = self._connect(read_only=True, timeout=timeout)
         try:
-            version = schema_version(con)
+            with self._damaged():
+                version = schema_version(con)
             if version == 0:
                 raise DofbenchError(f"{self.path} is not a dofbench store (no schema_migrations table); "
                                     f"point --db / {ENV_DB} at one")
@@ -184,8 +196,9 @@ class Store:
                     f"{self.path} was written by an older dofbench (store schema {version}, this version "
                     f"reads {len(MIGRATIONS)}); `dofbench migrate --db {self.path}` upgrades it (so does any "
                     "`dofbench run` on it)")
-            create_views(con, temporary=True)
-            yield con
+            with self._damaged():
+                create_views(con, temporary=True)
+                yield con
         finally:
             con.close()
 
@@ -282,7 +295,7 @@ class Store:
             "model": spec["model"]["name"], "dataset": spec["dataset"]["name"], "method": spec["method"]["name"],
             **dict(zip(("model_params", "dataset_params", "params", "label"), _resolution(spec))),
             "d": spec["d"], "d_used": result.d_used, "total_params": result.total_params,
-            "seed": spec["seed"], "status": result.status, "error": result.error,
+            "seed": spec["seed"], "status": result.status, "error": result.error, "traceback": result.traceback,
             **{c: _finite(metrics.get(c)) for c in METRIC_COLUMNS},
             "metrics": json.dumps({k: _finite(v) for k, v in metrics.items()}, sort_keys=True),
             "steps": result.steps, "wall_s": result.wall_s, "device": result.device,

@@ -91,6 +91,19 @@ class SuiteSummary:
         if result.status == "failed":
             self.errors.append(f"{result.trial_id[:12]}: {result.error}")
 
+    def failure_lines(self, width: int = 160) -> list[str]:
+        """Each distinct error of the failed trials once: how many trials, an example id, its
+        first line (``dofbench show trial ID`` prints the rest)."""
+        groups: dict[str, list[str]] = {}
+        for entry in self.errors:
+            tid, _, error = entry.partition(": ")
+            groups.setdefault(error, []).append(tid)
+        out = []
+        for error, ids in groups.items():
+            text = error if len(error) <= width else error[:width - 1] + "…"
+            out.append(f"{len(ids)} failed ({text}); e.g. `dofbench show trial {ids[0]}`")
+        return out
+
     def line(self) -> str:
         text = (f"suite {self.suite}: {self.total} trials, {self.skipped} already stored, ran {self.ran} "
                 f"({self.ok} ok, {self.diverged} diverged, {self.failed} failed) in {self.wall_s:.1f}s")
