@@ -115,8 +115,15 @@ def _m006_tracebacks(con: duckdb.DuckDBPyConnection) -> None:
     con.execute("ALTER TABLE trials ADD COLUMN traceback VARCHAR")
 
 
+def _m007_claims(con: duckdb.DuckDBPyConnection) -> None:
+    """Migration 7: trials a running driver has claimed (two drivers on one store share the work);
+    a claim whose heartbeat is older than its lease is free again."""
+    con.execute("CREATE TABLE claims (trial_id VARCHAR PRIMARY KEY, owner VARCHAR, heartbeat TIMESTAMPTZ)")
+
+
 MIGRATIONS: list[Callable[[duckdb.DuckDBPyConnection], None]] = [
-    _m001_core, _m002_statistics, _m003_references, _m004_suite_resolution, _m005_baselines, _m006_tracebacks]
+    _m001_core, _m002_statistics, _m003_references, _m004_suite_resolution, _m005_baselines, _m006_tracebacks,
+    _m007_claims]
 
 
 def schema_version(con: duckdb.DuckDBPyConnection) -> int:

@@ -285,9 +285,9 @@ class Store:
                             [[name, metric, float(e), float(delta), higher_is_better] for e in epsilons])
             con.commit()
 
-    def write_result(self, result, suite: str | None) -> None:
+    def write_result(self, result, suite: str | None, release: str | None = None) -> None:
         """Commit one finished trial (a :class:`~dofbench.engine.result.TrialResult`) and its evals,
-        replacing an earlier row with the same id."""
+        replacing an earlier row with the same id; ``release``: the driver whose claim on it ends."""
         spec = result.spec.model_dump(mode="json")
         metrics = result.metrics or {}
         row = {
@@ -314,7 +314,39 @@ class Store:
                         [row[c] for c in cols])
             if evals:
                 con.executemany("INSERT INTO evals VALUES (?, ?, ?, ?, ?)", evals)
+            if release is not None:
+                con.execute("DELETE FROM claims WHERE trial_id = ? AND owner = ?", [row["trial_id"], release])
             con.commit()
+
+    # ------------------------------------------------------------------ claims
+    CLAIM_LEASE_S = 60.0
+
+    def claim_trials(self, trial_ids: list[str], owner: str) -> bool:
+        """Claim ``trial_ids`` for ``owner`` unless another driver holds a live claim on any of them
+        (its heartbeat younger than :attr:`CLAIM_LEASE_S`); True if claimed."""
+        with self.write() as con:
+            con.begin()
+            con.execute(f"DELETE FROM claims WHERE heartbeat < now() - INTERVAL {int(self.CLAIM_LEASE_S)} SECOND")
+            taken = con.execute(
+                f"SELECT count(*) FROM claims WHERE owner <> ? AND trial_id IN ({', '.join('?' * len(trial_ids))})",
+                [owner, *trial_ids]).fetchone()[0]
+            if taken:
+                con.rollback()
+                return False
+            con.executemany("INSERT OR REPLACE INTO claims VALUES (?, ?, now())", [[t, owner] for t in trial_ids])
+            con.commit()
+            return True
+
+    def heartbeat(self, owner: str) -> None:
+        """Renew every claim of ``owner``."""
+        with self.write() as con:
+            con.execute("UPDATE claims SET heartbeat = now() WHERE owner = ?", [owner])
+
+    def release_claims(self, owner: str) -> None:
+        """Drop every claim of ``owner`` (its run ended)."""
+        if self.path.exists():
+            with self.write() as con:
+                con.execute("DELETE FROM claims WHERE owner = ?", [owner])
 
     def record_statistics(self, suite: str, strategy: str, confidence: float) -> None:
         """Write a suite's search strategy and the confidence level of its P_s intervals (the

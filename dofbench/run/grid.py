@@ -59,6 +59,7 @@ class GridStrategy:
     def __init__(self, suite: ResolvedSuite, host: Host, device: str = "cpu"):
         self.suite, self.host, self.device = suite, host, device
         self._asked = False
+        self._canonical: list[list[TrialSpec]] | None = None
 
     def next_trials(self) -> list[TrialSpec]:
         if self._asked:
@@ -67,8 +68,16 @@ class GridStrategy:
         return list(self.suite.trials)
 
     def groups(self, trials: list[TrialSpec]) -> list[list[TrialSpec]]:
-        sizes = {task_key(task.model, task.dataset): task.total_params for task in self.suite.tasks}
-        return group_trials(trials, self.host, sizes, self.device)
+        """The suite's own groups (computed from all its trials, whatever is stored) that hold any of
+        ``trials``, whole: a trial is always trained with the same siblings, so its result does not
+        depend on which of them were stored before (an interrupted run resumes to exactly the
+        numbers of an uninterrupted one)."""
+        if self._canonical is None:
+            sizes = {task_key(task.model, task.dataset): task.total_params for task in self.suite.tasks}
+            unique = list({t.trial_id: t for t in self.suite.trials}.values())
+            self._canonical = group_trials(unique, self.host, sizes, self.device)
+        wanted = {t.trial_id for t in trials}
+        return [g for g in self._canonical if any(t.trial_id in wanted for t in g)]
 
     def observe(self, spec: TrialSpec, outcome: Any) -> None:
         pass

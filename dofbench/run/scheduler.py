@@ -10,9 +10,12 @@ budgets, draws the progress bar and keeps the :class:`SuiteSummary`.
 
 from __future__ import annotations
 
+import os
 import signal
+import socket
 import threading
 import time
+import uuid
 from concurrent.futures import FIRST_COMPLETED, CancelledError, Future, wait
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -32,14 +35,18 @@ from dofbench.run.host import Host
 from dofbench.run.resolve import ResolvedSuite
 
 
+HEARTBEAT_S = 10.0   # a driver renews its claims this often while trials run
+CLAIM_POLL_S = 2.0   # a driver waiting for another's claimed trials looks again this often
+
+
 class Budget(BaseModel):
     """A per-suite budget: when it is reached no new trial starts; trials already running finish
     and are stored, and the same command later runs what is left."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    max_trials: int | None = Field(None, ge=1, description="Start at most this many trials per suite "
-                                   "(a batched group is split at the limit).")
+    max_trials: int | None = Field(None, ge=1, description="Start at most this many trials per suite, "
+                                   "in whole groups of seeds (a group that would pass the limit waits).")
     time_s: float | None = Field(None, gt=0, description="Start no new trial after this many seconds "
                                  "of a suite's run.")
 
@@ -232,6 +239,8 @@ class Scheduler:
         self.force, self.budget, self.progress, self.source = force, budget or Budget(), progress, source
         self.reuse = ("ok", "diverged") if retry_failed else ("ok", "diverged", "failed")
         self.on_result = on_result
+        # who this driver is in the store's claims (two drivers on one store share the work)
+        self.owner = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
 
     def run(self, suite: ResolvedSuite, strategy: Strategy) -> SuiteSummary:
         """Run ``suite`` as ``strategy`` says; return its summary. Ctrl-C/SIGTERM stop cleanly
@@ -247,13 +256,17 @@ class Scheduler:
                         break
                     todo = run.reuse_stored(wanted)
                     if todo:
-                        run.execute(strategy.groups(todo), stop)
+                        run.execute(strategy.groups(todo), todo, stop)
                     run.register()
             except KeyboardInterrupt as exc:
                 stop.stopping()
                 run.interrupted(exc)
             finally:
                 run.bar.close()
+                try:
+                    self.store.release_claims(self.owner)
+                except Exception:  # claims expire by themselves
+                    pass
         summary = run.summary
         summary.total = len(set(strategy.members()))
         summary.wall_s = time.perf_counter() - run.t0
@@ -276,6 +289,8 @@ class _Run:
         self.queue: list[list[TrialSpec]] = []
         self.submitting: list[TrialSpec] = []
         self.registered: list[str] | None = None
+        self.todo_ids: set[str] = set()  # trials this run is to store (wanted, not stored)
+        self.beat = time.monotonic()
         self.bar = _progress(suite.name, scheduler.progress)
 
     def register(self) -> None:
@@ -302,48 +317,97 @@ class _Run:
                 todo.append(t)
         return todo
 
-    def execute(self, groups: list[list[TrialSpec]], stop: _StopSignals) -> None:
-        """Submit ``groups`` (at most ``max_in_flight`` pending, within the budget) and commit every
-        result as it arrives."""
+    def execute(self, groups: list[list[TrialSpec]], todo: list[TrialSpec], stop: _StopSignals) -> None:
+        """Run the trials ``todo`` in ``groups`` (whole groups: a group may hold stored trials,
+        which are trained again with it but not stored again, so that a trial's result never
+        depends on what else was stored when it ran), at most ``max_in_flight`` groups pending,
+        within the budget, each group claimed in the store first (another driver on the same store
+        skips it); every result is committed as it arrives."""
         ex, summary, budget = self.s.executor, self.summary, self.s.budget
+        self.todo_ids |= {t.trial_id for t in todo}
         self.queue = list(reversed(groups))
-        self.bar.grow(sum(len(g) for g in groups))
-        while self.queue or self.in_flight:
+        deferred: list[list[TrialSpec]] = []  # claimed by another driver: waited for at the end
+        self.bar.grow(len(todo))
+        while self.queue or self.in_flight or deferred:
             while self.queue and len(self.in_flight) < max(1, ex.max_in_flight) and not summary.budget:
-                if budget.max_trials is not None and self.started >= budget.max_trials:
+                group = self.queue[-1]
+                new = sum(t.trial_id in self.todo_ids for t in group)
+                if budget.max_trials is not None and self.started + new > budget.max_trials:
                     summary.budget = f"trial budget {budget.max_trials}"
                 elif self.deadline is not None and time.perf_counter() >= self.deadline:
                     summary.budget = f"time budget {budget.time_s:g}s"
+                elif not self.s.store.claim_trials([t.trial_id for t in group], self.s.owner):
+                    deferred.append(self.queue.pop())
                 else:
                     self.submitting = self.queue.pop()  # the local executor runs it inside submit()
-                    room = None if budget.max_trials is None else budget.max_trials - self.started
-                    if room is not None and len(self.submitting) > room:  # at most N: split the group
-                        self.queue.append(self.submitting[room:])
-                        self.submitting = self.submitting[:room]
                     self.in_flight[ex.submit(self.submitting)] = self.submitting
-                    self.started += len(self.submitting)
+                    self.started += new
                     self.submitting = []
             if not self.in_flight:
-                break
+                if not deferred or summary.budget:
+                    break
+                self.queue = self._still_wanted(deferred)  # stored by the other driver meanwhile, or theirs expired
+                deferred = []
+                if self.queue:
+                    time.sleep(CLAIM_POLL_S)
+                continue
             finished, _ = wait(list(self.in_flight), timeout=1.0, return_when=FIRST_COMPLETED)
+            self._heartbeat()
             for fut in finished:
-                for result in group_results(fut, self.in_flight.pop(fut)):
-                    with stop.deferred():  # a signal now waits until the trial is committed
-                        self.s.store.write_result(result, self.suite.name)
-                        summary.count(result)
-                    self.strategy.observe(result.spec, result)
-                    if self.s.on_result:
-                        self.s.on_result(result)
-                    self.bar.update(1)
-        summary.not_run += sum(len(g) for g in self.queue)
+                self._commit(fut, stop)
+        summary.not_run += sum(sum(t.trial_id in self.todo_ids for t in g) for g in self.queue + deferred)
         self.queue = []
 
+    def _commit(self, fut: Future, stop: _StopSignals | None) -> None:
+        """Store the results of a finished group (those of the trials this run is to store)."""
+        group = self.in_flight.pop(fut)
+        for result in group_results(fut, group):
+            if result.trial_id not in self.todo_ids:
+                continue
+            if stop is None:
+                self.s.store.write_result(result, self.suite.name, release=self.s.owner)
+            else:
+                with stop.deferred():  # a signal now waits until the trial is committed
+                    self.s.store.write_result(result, self.suite.name, release=self.s.owner)
+            self.summary.count(result)
+            self.todo_ids.discard(result.trial_id)
+            self.strategy.observe(result.spec, result)
+            if self.s.on_result:
+                self.s.on_result(result)
+            self.bar.update(1)
+
+    def _still_wanted(self, groups: list[list[TrialSpec]]) -> list[list[TrialSpec]]:
+        """The deferred groups that still have trials to run (the others' trials now stored are reused)."""
+        ids = [t.trial_id for g in groups for t in g if t.trial_id in self.todo_ids]
+        stored = self.s.store.stored_trials(ids, self.s.reuse) if ids else {}
+        for g in groups:
+            for t in g:
+                if t.trial_id in stored and t.trial_id in self.todo_ids:
+                    self.todo_ids.discard(t.trial_id)
+                    self.summary.skipped += 1
+                    self.strategy.observe(t, stored[t.trial_id])
+                    self.bar.update(1)
+        return [g for g in groups if any(t.trial_id in self.todo_ids for t in g)]
+
+    def _heartbeat(self) -> None:
+        now = time.monotonic()
+        if now - self.beat >= HEARTBEAT_S:
+            self.s.store.heartbeat(self.s.owner)
+            self.beat = now
+
     def interrupted(self, exc: BaseException) -> None:
+        """Stop: store what already finished (it is work done), drop what is running, count both."""
         summary = self.summary
         summary.interrupted = True
         summary.signal = signal.Signals(getattr(exc, "signum", signal.SIGINT)).name
-        summary.lost = sum(len(g) for g in self.in_flight.values()) + len(self.submitting)
-        summary.not_run += sum(len(g) for g in self.queue)
+        for fut in [f for f in self.in_flight if f.done() and not f.cancelled()]:
+            try:
+                self._commit(fut, None)
+            except Exception:  # the store itself failing while stopping: what is stored stays
+                break
+        summary.lost = sum(sum(t.trial_id in self.todo_ids for t in g) for g in self.in_flight.values()) + \
+            sum(t.trial_id in self.todo_ids for t in self.submitting)
+        summary.not_run += sum(sum(t.trial_id in self.todo_ids for t in g) for g in self.queue)
         for fut in self.in_flight:
             fut.cancel()
         self.s.executor.close(cancel=True)

@@ -156,6 +156,7 @@ def test_a_store_of_schema_4_gets_todays_views_and_its_full_baselines_marked(db,
     with duckdb.connect(str(db)) as raw:
         raw.execute("ALTER TABLE suite_trials DROP COLUMN baseline")
         raw.execute("ALTER TABLE trials DROP COLUMN traceback")
+        raw.execute("DROP TABLE claims")
         raw.execute("DELETE FROM schema_migrations WHERE version >= 5")
         raw.execute("CREATE VIEW leaderboard_base AS SELECT 1 AS x")  # what schema 3 left behind
     fresh = Store(db)
