@@ -321,21 +321,30 @@ class Store:
     # ------------------------------------------------------------------ claims
     CLAIM_LEASE_S = 60.0
 
-    def claim_trials(self, trial_ids: list[str], owner: str) -> bool:
+    def claim_trials(self, trial_ids: list[str], owner: str,
+                     stored_statuses: tuple[str, ...] = ()) -> tuple[bool, dict[str, StoredTrial]]:
         """Claim ``trial_ids`` for ``owner`` unless another driver holds a live claim on any of them
-        (its heartbeat younger than :attr:`CLAIM_LEASE_S`); True if claimed."""
+        (its heartbeat younger than :attr:`CLAIM_LEASE_S`). Returns whether they were claimed, and
+        those of them stored meanwhile with one of ``stored_statuses`` (by another driver), in the
+        same transaction: a driver never trains what another has just stored."""
+        marks = ", ".join("?" * len(trial_ids))
         with self.write() as con:
             con.begin()
             con.execute(f"DELETE FROM claims WHERE heartbeat < now() - INTERVAL {int(self.CLAIM_LEASE_S)} SECOND")
-            taken = con.execute(
-                f"SELECT count(*) FROM claims WHERE owner <> ? AND trial_id IN ({', '.join('?' * len(trial_ids))})",
-                [owner, *trial_ids]).fetchone()[0]
+            taken = con.execute(f"SELECT count(*) FROM claims WHERE owner <> ? AND trial_id IN ({marks})",
+                                [owner, *trial_ids]).fetchone()[0]
             if taken:
                 con.rollback()
-                return False
+                return False, {}
+            stored = {}
+            if stored_statuses:
+                rows = con.execute(
+                    f"SELECT trial_id, status, metrics, steps FROM trials WHERE trial_id IN ({marks}) "
+                    f"AND status IN ({', '.join('?' * len(stored_statuses))})", [*trial_ids, *stored_statuses]).fetchall()
+                stored = {r[0]: StoredTrial(r[1], json.loads(r[2] or "{}"), r[3] or 0) for r in rows}
             con.executemany("INSERT OR REPLACE INTO claims VALUES (?, ?, now())", [[t, owner] for t in trial_ids])
             con.commit()
-            return True
+            return True, stored
 
     def heartbeat(self, owner: str) -> None:
         """Renew every claim of ``owner``."""

@@ -336,8 +336,10 @@ class _Run:
                     summary.budget = f"trial budget {budget.max_trials}"
                 elif self.deadline is not None and time.perf_counter() >= self.deadline:
                     summary.budget = f"time budget {budget.time_s:g}s"
-                elif not self.s.store.claim_trials([t.trial_id for t in group], self.s.owner):
+                elif not self._claim(group):
                     deferred.append(self.queue.pop())
+                elif not any(t.trial_id in self.todo_ids for t in group):  # all stored by another driver meanwhile
+                    self.queue.pop()
                 else:
                     self.submitting = self.queue.pop()  # the local executor runs it inside submit()
                     self.in_flight[ex.submit(self.submitting)] = self.submitting
@@ -375,6 +377,18 @@ class _Run:
             if self.s.on_result:
                 self.s.on_result(result)
             self.bar.update(1)
+
+    def _claim(self, group: list[TrialSpec]) -> bool:
+        """Claim a group; what another driver stored of it meanwhile is reused, not trained again."""
+        claimed, stored = self.s.store.claim_trials([t.trial_id for t in group], self.s.owner,
+                                                    () if self.s.force else self.s.reuse)
+        for t in group:
+            if t.trial_id in stored and t.trial_id in self.todo_ids:
+                self.todo_ids.discard(t.trial_id)
+                self.summary.skipped += 1
+                self.strategy.observe(t, stored[t.trial_id])
+                self.bar.update(1)
+        return claimed
 
     def _still_wanted(self, groups: list[list[TrialSpec]]) -> list[list[TrialSpec]]:
         """The deferred groups that still have trials to run (the others' trials now stored are reused)."""

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -286,3 +287,118 @@ def test_sigterm_stops_cleanly_with_a_summary(tiny_config, db, one_thread):
     assert (summary.interrupted, summary.signal, summary.ok, summary.lost, summary.not_run) == (True, "SIGTERM", 2, 1, 1)
     assert "interrupted (SIGTERM): 1 in flight dropped, 1 not started" in summary.line()
     assert s.query("select count(*) as n from trials").records()[0]["n"] == 2
+
+
+STACKED_PLUGIN = '''
+import os, time
+from pathlib import Path
+
+from dofbench.plugin import AffineReparam, Method, hookimpl, make_projection
+
+
+class Stacked(Method):
+    name = "stacked-subspace"
+    description = ("a dense random subspace whose seeds are trained in one stack; a trial blocks while "
+                   "STATE/block-D-SEED exists and logs each preparation to STATE/log")
+
+    def batchable(self, params):
+        return True
+
+    def setup(self, ctx):
+        state = Path(os.environ["FAULTS_STATE"])
+        key = f"{ctx.d}-{ctx.spec.seed}"
+        with open(state / "log", "a") as log:
+            log.write(key + "\\n")
+        if (state / f"block-{key}").exists():
+            (state / f"at-{key}.tmp").write_text(str(os.getpid()))
+            (state / f"at-{key}.tmp").rename(state / f"at-{key}")
+            while (state / f"block-{key}").exists():
+                time.sleep(0.05)
+        time.sleep(float(os.environ.get("STACKED_SLEEP", "0")))
+        proj = make_projection("dense", ctx.D, ctx.d, ctx.generator("projection", ctx.d), ctx.device)
+        origin = ctx.theta0
+        return AffineReparam(phi0=origin.new_zeros(ctx.d), theta=lambda phi: origin + proj(phi),
+                             origin=origin, projection=proj)
+
+
+@hookimpl
+def dofbench_methods():
+    return [Stacked()]
+'''
+
+
+@pytest.fixture
+def stacked(tmp_path, monkeypatch):
+    plugin = tmp_path / "stacked.py"
+    plugin.write_text(STACKED_PLUGIN)
+    state = tmp_path / "state"
+    state.mkdir()
+    monkeypatch.setenv("FAULTS_STATE", str(state))
+    config = tmp_path / "s.toml"
+    config.write_text(SUITE.replace('{ name = "random-subspace" }', '"stacked-subspace"')
+                      .replace("dims     = [2, 8, 32, 64]", "dims     = [8, 64]").replace("seeds    = 2", "seeds    = 3"))
+    return plugin, state, config
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc")
+def test_resumes_after_sigterm_and_kill_with_batched_seeds_equal_the_uninterrupted_run(tmp_path, stacked):
+    """Seeds trained in stacks of 3: after SIGTERM, after kill -9, and with a stack partly stored,
+    the finished store holds exactly the numbers of an uninterrupted run."""
+    plugin, state, config = stacked
+    run = ("--plugin", str(plugin), "run", "r", "--config", str(config), "--executor", "process", "--workers", "2")
+    ref_db = tmp_path / "ref.duckdb"
+    assert start_run(tmp_path, ref_db, *run, tag="ref").wait(timeout=300) == 0, (tmp_path / "ref.err").read_text()
+    want = snapshot(ref_db)
+    assert {json.loads(m[6]).get("batched") for m in want[0].values()} == {3}  # every trial in a stack of 3
+
+    for how in ("SIGTERM", "SIGKILL"):
+        db = tmp_path / f"{how}.duckdb"
+        (state / "block-64-1").touch()
+        p = start_run(tmp_path, db, *run, tag=how)
+        wait_until(lambda: (state / "at-64-1").exists() and stored(db) >= 3, p, what="a stored and a blocked stack")
+        workers = children(p.pid)
+        p.send_signal(getattr(signal, how))
+        rc = p.wait(timeout=60)
+        assert rc == (143 if how == "SIGTERM" else -9), (tmp_path / f"{how}.err").read_text()
+        wait_until(lambda: gone(workers), timeout=30, what="the workers to exit")
+        for f in ("block-64-1", "at-64-1"):
+            (state / f).unlink(missing_ok=True)
+        assert stored(db) == 3  # the stack of d = 8
+        assert start_run(tmp_path, db, *run, tag=f"{how}-rerun").wait(timeout=300) == 0
+        assert snapshot(db) == want, how
+
+    # a stack partly stored (one seed lost, e.g. killed between two commits): the rerun trains the
+    # whole stack again, stores only the missing seed, and it equals the uninterrupted one
+    db = tmp_path / "SIGKILL.duckdb"
+    Store(db).query("select 1")  # a store to edit
+    import duckdb
+
+    with duckdb.connect(str(db)) as con:
+        gone_id = con.execute("SELECT trial_id FROM trials WHERE d = 64 AND seed = 2").fetchone()[0]
+        con.execute("DELETE FROM evals WHERE trial_id = ?", [gone_id])
+        con.execute("DELETE FROM trials WHERE trial_id = ?", [gone_id])
+    p = start_run(tmp_path, db, *run, tag="partial")
+    assert p.wait(timeout=300) == 0
+    assert "5 already stored, ran 1 (1 ok" in (tmp_path / "partial.err").read_text()
+    assert snapshot(db) == want
+
+
+@pytest.mark.slow
+def test_two_drivers_on_one_store_train_every_trial_once(tmp_path, stacked):
+    plugin, state, config = stacked
+    config.write_text(config.read_text().replace("dims     = [8, 64]", "dims     = [2, 8, 32, 64]")
+                      .replace("seeds    = 3", "seeds    = 2"))
+    db = tmp_path / "shared.duckdb"
+    env = cli_env(STACKED_SLEEP="0.4")
+    run = ("--plugin", str(plugin), "run", "r", "--config", str(config), "--executor", "local")
+    a = start_run(tmp_path, db, *run, env=env, tag="a")
+    b = start_run(tmp_path, db, *run, env=env, tag="b")
+    assert a.wait(timeout=300) == 0, (tmp_path / "a.err").read_text()
+    assert b.wait(timeout=300) == 0, (tmp_path / "b.err").read_text()
+    log = (state / "log").read_text().split()
+    assert sorted(log) == sorted(f"{d}-{s}" for d in (2, 8, 32, 64) for s in (0, 1)), log  # each trained once
+    ran = [int(re.search(r"ran (\d+)", (tmp_path / f"{x}.err").read_text()).group(1)) for x in "ab"]
+    assert sum(ran) == 8 and min(ran) > 0, ran  # both did part of the work
+    assert Store(db).query("select count(*) from trials where status = 'ok'")[1] == [(8,)]
+    assert Store(db).query("select count(*) from claims")[1] == [(0,)]
