@@ -8,3 +8,8 @@ class DofbenchError(Exception):
 
 class DivergedError(Exception):
     """Training produced a non-finite loss; the trial is recorded with status 'diverged'."""
+
+
+class ExecutorLost(DofbenchError):
+    """The executor can no longer run trials (e.g. a Dask cluster with no workers left): the run
+    stores what finished, drops what was in flight and stops, and the same command resumes it."""

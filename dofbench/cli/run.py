@@ -45,7 +45,8 @@ def run(ctx, suites, config, db, force, retry_failed, dry_run, device, executor,
     is finished by running the same command again. Exit codes: 0 every trial ran (a diverged
     trial is a result: an unsuccessful seed), 1 bad input (nothing stored), 3 some trials failed
     (an error: the summary lists each distinct one; `dofbench show trial ID` prints its traceback;
-    `--retry-failed` reruns them), 130 / 143 interrupted by SIGINT / SIGTERM."""
+    `--retry-failed` reruns them), 4 the executor could not go on (a Dask cluster with no workers
+    left: what finished is stored), 130 / 143 interrupted by SIGINT / SIGTERM."""
     s = session(ctx, db=db, config=config, device=device, data_root=data_root, download=download)
     if dry_run:
         click.echo(s.plan(suites, force=force).render(fmt))
@@ -63,11 +64,14 @@ def run(ctx, suites, config, db, force, retry_failed, dry_run, device, executor,
     stopped = [x for x in summaries if x.interrupted]
     if stopped:
         sys.exit(143 if stopped[0].signal == "SIGTERM" else 130)
+    if any(x.lost_executor for x in summaries):
+        sys.exit(EXIT_EXECUTOR_LOST)
     if any(x.failed for x in summaries):
         sys.exit(EXIT_FAILED_TRIALS)
 
 
 EXIT_FAILED_TRIALS = 3
+EXIT_EXECUTOR_LOST = 4
 
 
 def parse_duration(text: str | None) -> float | None:

@@ -81,7 +81,7 @@ class Session:
                 self.store.record_statistics(suite.name, suite.spec.search.strategy, suite.spec.search.confidence)
                 summary = sched.run(suite, strategy_for(suite, self.host, device))
                 out.append(summary)
-                if summary.interrupted:
+                if summary.stopped:
                     break
         finally:
             ex.close()

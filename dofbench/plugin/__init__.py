@@ -9,7 +9,8 @@
   training (:func:`train_full`), the artifact cache, data bundles and the paper's preprocessing,
   seeds derived from a spec, quadratic-well spectra;
 - executors: :class:`Executor` and :class:`ExecutorFactory`;
-- errors: :class:`DofbenchError` (one line for the user) and :class:`DivergedError`.
+- errors: :class:`DofbenchError` (one line for the user), :class:`DivergedError` and
+  :class:`ExecutorLost` (an executor that can no longer run trials).
 
 The built-in plugins (``dofbench_plugins``) import from here only.
 """
@@ -30,7 +31,7 @@ from dofbench.engine.projections import (
     DenseProjection, Projection, ProjectionKind, dense_bytes, make_projection, resolve_kind,
 )
 from dofbench.engine.reparam import AffineReparam, MethodContext, Reparam, TrainOutcome
-from dofbench.errors import DivergedError, DofbenchError
+from dofbench.errors import DivergedError, DofbenchError, ExecutorLost
 from dofbench.plugin import hookspecs
 from dofbench.plugin.components import Component, Dataset, FunctionMetric, Method, Metric, Model
 from dofbench.plugin.executor import Executor, ExecutorFactory
@@ -45,5 +46,5 @@ __all__ = [
     "FlatNet", "count_params", "lecun_normal_", "steps_per_epoch", "train_full", "SubspaceOptimizerParams",
     "Projection", "DenseProjection", "ProjectionKind", "make_projection", "resolve_kind", "dense_bytes",
     "MAX_GROUP", "dense_group_limit", "ArtifactCache", "derive_seed", "spectrum",
-    "Executor", "ExecutorFactory", "DofbenchError", "DivergedError",
+    "Executor", "ExecutorFactory", "ExecutorLost", "DofbenchError", "DivergedError",
 ]

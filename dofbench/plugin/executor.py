@@ -21,6 +21,11 @@ class Executor:
     def submit(self, specs: list[Any]) -> "Future[list[Any]]":  # pragma: no cover - interface
         raise NotImplementedError
 
+    def check(self) -> None:
+        """Called about once a second while groups are pending: raise
+        :class:`~dofbench.errors.ExecutorLost` when what was submitted can no longer run (say, a
+        cluster without workers), rather than leave the run waiting for ever."""
+
     def close(self, cancel: bool = False) -> None:
         """Release workers; ``cancel`` drops queued groups and stops running ones. Idempotent."""
 

@@ -12,7 +12,13 @@ come from other plugins' hooks):
   thread each, as many as cores by default, started on first use. A worker that dies (segfault,
   out-of-memory kill) fails exactly the group it was running and is replaced;
 - ``dask``: a ``dask.distributed`` Client to a scheduler address (or an existing Client or
-  cluster object, e.g. from dask-jobqueue) or a ``LocalCluster`` of N single-threaded workers;
+  cluster object, e.g. from dask-jobqueue) or a ``LocalCluster`` of N single-threaded workers.
+  A worker that dies fails the group it was running (the LocalCluster runs with
+  ``worker-saturation: 1.0`` and ``allowed-failures: 0``, so no other group waits on a worker
+  and a crash is not retried; a cluster of yours needs the same settings and single-threaded
+  workers for that, and a warning says so). A cluster left without workers for
+  ``distributed.scheduler.no-workers-timeout`` (10 s unless set) stops the run with
+  :class:`~dofbench.errors.ExecutorLost`;
 - ``auto``: ``process`` when the machine has more than one core, ``local`` otherwise, and
   ``local`` whenever the host has plugins registered at run time that a worker cannot re-import.
 
@@ -26,8 +32,10 @@ import os
 import signal
 import sys
 import threading
+import time
+import warnings
 from collections import deque
-from concurrent.futures import CancelledError, Future
+from concurrent.futures import CancelledError, Future, ThreadPoolExecutor
 from multiprocessing.connection import wait as mp_wait
 from typing import Any, Callable
 
@@ -36,7 +44,7 @@ from dofbench.config.runtime import Runtime
 from dofbench.config.schemas import TrialSpec
 from dofbench.engine.result import TrialResult
 from dofbench.engine.worker import Worker
-from dofbench.errors import DofbenchError
+from dofbench.errors import DofbenchError, ExecutorLost
 from dofbench.plugin.executor import Executor, ExecutorFactory
 from dofbench.plugin.hookspecs import hookimpl
 from dofbench.run.host import Host
@@ -377,6 +385,29 @@ def _dask_task(specs: list[TrialSpec], runtime: dict[str, Any]) -> list[TrialRes
     return run_group(specs, runtime)
 
 
+# What our own LocalCluster's scheduler runs with: one task per (single-threaded) worker, so a
+# trial that kills its worker takes no queued group with it, and a crash is not retried (like the
+# process pool: the group that crashed fails, the rest go on).
+LOCAL_CLUSTER_CONFIG = {"distributed.scheduler.worker-saturation": 1.0,
+                        "distributed.scheduler.allowed-failures": 0}
+NO_WORKERS_TIMEOUT_S = 10.0  # unless distributed.scheduler.no-workers-timeout says otherwise
+
+
+def no_workers_timeout() -> float:
+    """How long a cluster may have no workers while groups are pending: Dask's own
+    ``distributed.scheduler.no-workers-timeout`` when it is set, else 10 s."""
+    import dask
+    from dask.utils import parse_timedelta
+
+    value = dask.config.get("distributed.scheduler.no-workers-timeout", None)
+    return float(parse_timedelta(value)) if value else NO_WORKERS_TIMEOUT_S
+
+
+def _scheduler_isolation(dask_scheduler=None) -> tuple[float, int]:
+    """Run on a Dask scheduler: its worker saturation and allowed failures."""
+    return float(dask_scheduler.WORKER_SATURATION), int(dask_scheduler.allowed_failures)
+
+
 class DaskExecutor(Executor):
     """Trial groups as ``dask.distributed`` tasks; results come back to the driver."""
 
@@ -387,6 +418,7 @@ class DaskExecutor(Executor):
         try:
             import logging
 
+            import dask
             from distributed import Client, LocalCluster
         except ImportError:
             raise DofbenchError("--executor dask needs dask.distributed: pip install 'dofbench[dask]'") from None
@@ -404,15 +436,35 @@ class DaskExecutor(Executor):
                 raise DofbenchError(f"--scheduler {scheduler}: cannot connect to a Dask scheduler "
                                     f"({' '.join(str(exc).split())})") from None
         else:
-            self.cluster = LocalCluster(n_workers=workers or available_cores(), threads_per_worker=1,
-                                        processes=True, dashboard_address=":0", silence_logs=logging.CRITICAL)
+            with dask.config.set(LOCAL_CLUSTER_CONFIG):  # read once, by the scheduler it starts
+                self.cluster = LocalCluster(n_workers=workers or available_cores(), threads_per_worker=1,
+                                            processes=True, dashboard_address=":0", silence_logs=logging.CRITICAL)
             self.client = Client(self.cluster)
-        nthreads = sum(self.client.nthreads().values())
+        self.where = scheduler or getattr(self.client.scheduler, "address", None) or "the Dask scheduler"
+        nthreads = self.client.nthreads()
+        if self.cluster is None:
+            self._warn_if_not_isolated(nthreads)
+        total = sum(nthreads.values())
         # a LocalCluster is kept just busy; a remote (possibly adaptive) cluster sees a deep queue
-        self.max_in_flight = 2 * max(1, nthreads) if self.cluster is not None else max(256, 2 * nthreads)
+        self.max_in_flight = 2 * max(1, total) if self.cluster is not None else max(256, 2 * total)
+        self.no_workers_timeout = no_workers_timeout()
         self._pending: dict[Any, Any] = {}  # key -> dask future, until it is done
         self._lock = threading.Lock()
+        # results are gathered off Dask's single callback thread (a gather can wait on a recomputation)
+        self._fetch = ThreadPoolExecutor(max_workers=4, thread_name_prefix="dofbench-dask-fetch")
+        self._last_check = 0.0
+        self._no_workers_since: float | None = None
         self._closed = False
+
+    def _warn_if_not_isolated(self, nthreads: dict) -> None:
+        try:
+            saturation, _ = self.client.run_on_scheduler(_scheduler_isolation)
+        except Exception:  # a scheduler that refuses to run functions: nothing to say
+            return
+        if saturation > 1.0 or any(n > 1 for n in nthreads.values()):
+            warnings.warn(f"{self.where}: a trial that kills its Dask worker can fail the trials queued or "
+                          "running with it; single-threaded workers (--nthreads 1) and a scheduler with "
+                          "distributed.scheduler.worker-saturation: 1.0 isolate them", stacklevel=3)
 
     def submit(self, specs):
         fut: Future = Future()
@@ -426,15 +478,57 @@ class DaskExecutor(Executor):
                 self._pending.pop(df.key, None)
             if fut.done():
                 return
-            try:
-                fut.set_result(df.result())
-            except CancelledError as exc:
-                fut.set_exception(exc)
-            except Exception as exc:  # KilledWorker after repeated worker deaths, task errors
-                fut.set_exception(exc)
+            if df.status == "finished":
+                self._fetch.submit(self._gather, df, fut)
+            elif df.status == "cancelled":
+                fut.set_exception(CancelledError())
+            else:
+                fut.set_exception(self._explain(df.exception()))
 
         dfut.add_done_callback(done)
         return fut
+
+    def _gather(self, df, fut: Future) -> None:
+        try:
+            result = df.result()
+        except CancelledError as exc:
+            fut.set_exception(exc)
+        except Exception as exc:
+            fut.set_exception(self._explain(exc))
+        else:
+            fut.set_result(result)
+
+    @staticmethod
+    def _explain(exc: BaseException) -> BaseException:
+        """A worker's death, said like the process pool says it."""
+        if exc.__class__.__name__ == "KilledWorker":
+            worker = getattr(getattr(exc, "last_worker", None), "address", None) or "a Dask worker"
+            return WorkerCrashed(f"Dask worker {worker} died while running this trial (a segmentation fault, "
+                                 "out of memory or killed: the worker's log says which)")
+        return exc
+
+    def check(self) -> None:
+        """Raise :class:`ExecutorLost` once the cluster has had no workers for
+        ``no_workers_timeout`` seconds (asked at most every 2 s)."""
+        now = time.monotonic()
+        if self._closed or now - self._last_check < 2.0:
+            return
+        self._last_check = now
+        try:
+            workers = len(self.client.nthreads(callback_timeout=5))
+        except Exception:  # the scheduler itself is unreachable: no workers either
+            workers = 0
+        if workers:
+            self._no_workers_since = None
+            return
+        if self._no_workers_since is None:
+            self._no_workers_since = now
+        if now - self._no_workers_since >= self.no_workers_timeout:
+            with self._lock:
+                pending = len(self._pending)
+            raise ExecutorLost(f"{self.where} has had no workers for {now - self._no_workers_since:.0f}s "
+                               f"with {pending} groups of trials waiting (start workers, or set "
+                               "distributed.scheduler.no-workers-timeout for a cluster that scales up slowly)")
 
     def close(self, cancel: bool = False) -> None:
         if self._closed:
@@ -447,6 +541,7 @@ class DaskExecutor(Executor):
                 self.client.cancel(running, force=True)
             except Exception:  # the cluster may already be gone
                 pass
+        self._fetch.shutdown(wait=not cancel, cancel_futures=cancel)
         if self._own_client:
             self.client.close()
         if self.cluster is not None:

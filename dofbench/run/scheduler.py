@@ -26,7 +26,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from dofbench.config.runtime import Runtime
 from dofbench.config.schemas import TrialSpec
 from dofbench.engine.result import TrialResult
-from dofbench.errors import DofbenchError
+from dofbench.errors import DofbenchError, ExecutorLost
 from dofbench.plugin.executor import Executor
 from dofbench.results.store import Store
 from dofbench.run.adaptive import AdaptiveStrategy
@@ -82,6 +82,7 @@ class SuiteSummary:
     lost: int = 0                  # trials in flight when interrupted (not stored; rerun runs them)
     not_run: int = 0               # trials left unstarted by a budget or an interruption
     budget: str | None = None      # which budget stopped the suite
+    lost_executor: str | None = None  # why the executor could not go on (ExecutorLost)
     errors: list[str] = field(default_factory=list)
 
     @property
@@ -90,8 +91,13 @@ class SuiteSummary:
 
     @property
     def complete(self) -> bool:
-        """Whether the strategy ran to its end (no budget, no interruption)."""
-        return not (self.interrupted or self.budget)
+        """Whether the strategy ran to its end (no budget, no interruption, no lost executor)."""
+        return not (self.interrupted or self.budget or self.lost_executor)
+
+    @property
+    def stopped(self) -> bool:
+        """Whether the run stopped early (a signal or a lost executor): later suites do not start."""
+        return self.interrupted or bool(self.lost_executor)
 
     def count(self, result: TrialResult) -> None:
         setattr(self, result.status, getattr(self, result.status) + 1)
@@ -119,6 +125,9 @@ class SuiteSummary:
         if self.interrupted:
             text += (f" — interrupted ({self.signal or 'SIGINT'}): {self.lost} in flight dropped, "
                      f"{self.not_run} not started; rerun the same command to finish")
+        if self.lost_executor:
+            text += (f" — stopped: {self.lost_executor}; {self.lost} in flight dropped, {self.not_run} not "
+                     "started; rerun the same command to finish")
         return text
 
 
@@ -261,6 +270,8 @@ class Scheduler:
             except KeyboardInterrupt as exc:
                 stop.stopping()
                 run.interrupted(exc)
+            except ExecutorLost as exc:
+                run.executor_lost(exc)
             finally:
                 run.bar.close()
                 try:
@@ -355,6 +366,8 @@ class _Run:
                 continue
             finished, _ = wait(list(self.in_flight), timeout=1.0, return_when=FIRST_COMPLETED)
             self._heartbeat()
+            if not finished:
+                ex.check()  # a cluster without workers says so (ExecutorLost) instead of waiting for ever
             for fut in finished:
                 self._commit(fut, stop)
         summary.not_run += sum(sum(t.trial_id in self.todo_ids for t in g) for g in self.queue + deferred)
@@ -410,10 +423,19 @@ class _Run:
             self.beat = now
 
     def interrupted(self, exc: BaseException) -> None:
-        """Stop: store what already finished (it is work done), drop what is running, count both."""
+        """Ctrl-C / SIGTERM: stop (see :meth:`stop`)."""
+        self.summary.interrupted = True
+        self.summary.signal = signal.Signals(getattr(exc, "signum", signal.SIGINT)).name
+        self.stop()
+
+    def executor_lost(self, exc: ExecutorLost) -> None:
+        """The executor cannot go on: stop (see :meth:`stop`) and say why."""
+        self.summary.lost_executor = " ".join(str(exc).split())
+        self.stop()
+
+    def stop(self) -> None:
+        """Store what already finished (it is work done), drop what is running, count both."""
         summary = self.summary
-        summary.interrupted = True
-        summary.signal = signal.Signals(getattr(exc, "signum", signal.SIGINT)).name
         for fut in [f for f in self.in_flight if f.done() and not f.cancelled()]:
             try:
                 self._commit(fut, None)

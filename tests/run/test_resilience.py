@@ -48,8 +48,9 @@ from dofbench.plugin import Method, Reparam, hookimpl
 
 class Faulty(Method):
     name = "faulty"
-    description = ("random coordinates; a trial blocks while STATE/block-D-SEED exists and segfaults "
-                   "once if STATE/segv-D-SEED exists")
+    description = ("random coordinates; a trial blocks while STATE/block-D-SEED exists, segfaults "
+                   "once if STATE/segv-D-SEED exists, every time if STATE/segv-always-D-SEED does, and "
+                   "kills its process if STATE/die-D-SEED does")
 
     def setup(self, ctx):
         STATE = Path(os.environ["FAULTS_STATE"])
@@ -62,6 +63,10 @@ class Faulty(Method):
         if (STATE / f"segv-{key}").exists():
             (STATE / f"segv-{key}").unlink()
             os.kill(os.getpid(), signal.SIGSEGV)
+        if (STATE / f"segv-always-{key}").exists():
+            os.kill(os.getpid(), signal.SIGSEGV)
+        if (STATE / f"die-{key}").exists():
+            os.kill(os.getpid(), signal.SIGKILL)
         idx = torch.randperm(ctx.D, generator=ctx.generator("coordinates", ctx.d))[: ctx.d].to(ctx.device)
         theta0 = ctx.theta0
         return Reparam(phi0=theta0.new_zeros(ctx.d), theta=lambda phi: theta0.index_add(0, idx, phi))
@@ -402,3 +407,79 @@ def test_two_drivers_on_one_store_train_every_trial_once(tmp_path, stacked):
     assert sum(ran) == 8 and min(ran) > 0, ran  # both did part of the work
     assert Store(db).query("select count(*) from trials where status = 'ok'")[1] == [(8,)]
     assert Store(db).query("select count(*) from claims")[1] == [(0,)]
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="uses SIGSEGV")
+def test_dask_a_crashing_trial_fails_alone(tmp_path, faults, one_thread, invoke):
+    """One worker, so every other group runs on the worker that the faulty trial kills (and that
+    its nanny restarts): only the faulty trial fails, at its first crash, said like the pool says it."""
+    plugin, state, config = faults
+    config.write_text(config.read_text().replace("[2, 8, 32, 64]", "[8, 64]"))
+    (state / "segv-always-8-1").touch()
+    db = tmp_path / "dask.duckdb"
+    res = invoke("--plugin", str(plugin), "run", "r", "--config", str(config), "--db", str(db),
+                 "--executor", "dask", "--workers", "1", "--no-progress")
+    assert res.exit_code == 3, res.stderr
+    assert "1 failed (WorkerCrashed: Dask worker tcp://" in res.stderr, res.stderr
+    rows = {(d, seed): (status, error) for d, seed, status, error in
+            Store(db).query("select d, seed, status, error from trials")[1]}
+    status, error = rows.pop((8, 1))
+    assert status == "failed" and "died while running this trial" in error
+    assert {k: v[0] for k, v in rows.items()} == {(8, 0): "ok", (64, 0): "ok", (64, 1): "ok"}
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="uses SIGKILL")
+def test_dask_a_cluster_left_without_workers_stops_the_run_within_seconds(tmp_path, faults):
+    """A scheduler and one worker without a nanny (as on a cluster whose jobs ended): the trial
+    that kills the worker leaves no worker at all. The run says so within seconds (exit 4), keeps
+    what finished, stores no failed trial, and the same command finishes with a new worker."""
+    plugin, state, config = faults
+    config.write_text(config.read_text().replace("[2, 8, 32, 64]", "[8, 64]"))
+    (state / "die-64-0").touch()
+    db = tmp_path / "cluster.duckdb"
+    sched_file = tmp_path / "scheduler.json"
+    env = cli_env()
+    procs = [subprocess.Popen([sys.executable, "-m", "distributed.cli.dask_scheduler", "--scheduler-file",
+                               str(sched_file), "--port", "0", "--no-dashboard"], cwd=tmp_path, env=env,
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)]
+
+    def start_worker() -> subprocess.Popen:
+        w = subprocess.Popen([sys.executable, "-m", "distributed.cli.dask_worker", address, "--no-nanny",
+                              "--nthreads", "1", "--no-dashboard"], cwd=tmp_path, env=env,
+                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        procs.append(w)
+        return w
+
+    try:
+        wait_until(lambda: sched_file.exists() and sched_file.stat().st_size > 0, procs[0], timeout=60,
+                   what="the scheduler")
+        time.sleep(0.2)
+        address = json.loads(sched_file.read_text())["address"]
+        worker = start_worker()
+        run = ("--plugin", str(plugin), "run", "r", "--config", str(config), "--scheduler", address)
+        p = start_run(tmp_path, db, *run)
+        wait_until(lambda: worker.poll() is not None, p, what="the worker to die")
+        died = time.monotonic()
+        rc = p.wait(timeout=120)
+        took = time.monotonic() - died
+        err = (tmp_path / "run.err").read_text()
+        assert rc == 4, err
+        assert "has had no workers for" in err and "rerun the same command to finish" in err, err
+        assert "Traceback" not in err
+        assert took < 60, took  # the timeout is 10 s; a hang would wait for ever
+        print(f"the run stopped {took:.1f}s after its last worker died")
+        statuses = dict(((d, seed), status) for d, seed, status in Store(db).query("select d, seed, status from trials")[1])
+        assert set(statuses.values()) <= {"ok"} and (64, 0) not in statuses
+
+        (state / "die-64-0").unlink()
+        start_worker()
+        p = start_run(tmp_path, db, *run, tag="rerun")
+        assert p.wait(timeout=180) == 0, (tmp_path / "rerun.err").read_text()
+        assert f"{len(statuses)} already stored, ran {4 - len(statuses)} ({4 - len(statuses)} ok" in \
+            (tmp_path / "rerun.err").read_text()
+    finally:
+        for proc in reversed(procs):
+            proc.kill()
+            proc.wait()
