@@ -84,6 +84,9 @@ class Method(Component):
     baseline: ClassVar[bool] = False
     """True for the full-training baseline (it trains all D parameters): a suite that runs it
     compares the other methods with it (Li et al.'s d_int90 in the leaderboard)."""
+    yardstick: ClassVar[bool] = False
+    """True for the method every other is measured against in comparisons (``dofbench compare``,
+    the report's first table): "how many times fewer dimensions than random subspaces"."""
 
     def fixed_dim(self, params: Params, total_params: int) -> int | None:
         """A method that always trains a fixed number of scalars (e.g. full training) returns it;

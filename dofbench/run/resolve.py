@@ -39,6 +39,7 @@ class ResolvedSuite:
     metric: str
     higher_is_better: bool
     baselines: frozenset[str] = frozenset()  # ids of the trials of full-training baseline methods
+    yardsticks: frozenset[str] = frozenset()  # ids of the trials of the comparison's yardstick methods
 
     def resolved_json(self) -> dict[str, Any]:
         return self.spec.model_dump(mode="json")
@@ -113,6 +114,7 @@ def resolve_suite(host, name: str, spec: SuiteSpec, *, where: str | None = None)
 
     trials: list[TrialSpec] = []
     baselines: set[str] = set()
+    yardsticks: set[str] = set()
     seeds = spec.seed_list()
     for task in tasks:
         D = task.total_params
@@ -138,7 +140,9 @@ def resolve_suite(host, name: str, spec: SuiteSpec, *, where: str | None = None)
                                   "method": ident}))
                     if getattr(meth, "baseline", False):
                         baselines.add(trials[-1].trial_id)
-    return ResolvedSuite(name, spec, trials, tasks, metric, higher, frozenset(baselines))
+                    if getattr(meth, "yardstick", False):
+                        yardsticks.add(trials[-1].trial_id)
+    return ResolvedSuite(name, spec, trials, tasks, metric, higher, frozenset(baselines), frozenset(yardsticks))
 
 
 _METRIC_RE = re.compile(r"^(best_)?(train|test)_(.+)$")
