@@ -10,7 +10,7 @@ from typing import Callable
 
 import duckdb
 
-from dofbench.config.identity import identity_label
+from dofbench.config.identity import content_hash, identity_label
 
 
 # ----------------------------------------------------------------------------------- migrations
@@ -155,10 +155,17 @@ def _m008_runs(con: duckdb.DuckDBPyConnection) -> None:
     )""")
 
 
+def _m009_view_hash(con: duckdb.DuckDBPyConnection) -> None:
+    """Migration 9: the hash of the views a store holds (``store_views``), so a store whose views
+    are older than this dofbench's ``views.sql`` gets today's views when it is next read, not only
+    when it is next written."""
+    con.execute("CREATE TABLE store_views (hash VARCHAR, created_at TIMESTAMPTZ)")
+
+
 # A store's version is the count of migrations applied: append new ones at the end.
 MIGRATIONS: list[Callable[[duckdb.DuckDBPyConnection], None]] = [
     _m001_core, _m002_statistics, _m003_references, _m004_suite_resolution, _m005_baselines,
-    _m006_labels, _m007_yardstick, _m008_runs]
+    _m006_labels, _m007_yardstick, _m008_runs, _m009_view_hash]
 
 
 def schema_version(con: duckdb.DuckDBPyConnection) -> int:
@@ -196,14 +203,33 @@ def drop_views(con: duckdb.DuckDBPyConnection) -> None:
         con.execute(f'DROP VIEW "{name}"')
 
 
+def _views_sql() -> str:
+    return files("dofbench.results").joinpath("views.sql").read_text(encoding="utf-8")
+
+
+def views_hash() -> str:
+    """The content hash of this dofbench's ``views.sql``."""
+    return content_hash(_views_sql())
+
+
+def views_current(con: duckdb.DuckDBPyConnection) -> bool:
+    """Whether the store's views are those of this dofbench's ``views.sql``."""
+    if schema_version(con) < len(MIGRATIONS):
+        return False
+    row = con.execute("SELECT any_value(hash) FROM store_views").fetchone()
+    return bool(row) and row[0] == views_hash()
+
+
 def create_views(con: duckdb.DuckDBPyConnection) -> None:
-    """(Re)create the views of ``views.sql``, in one transaction."""
-    sql = files("dofbench.results").joinpath("views.sql").read_text(encoding="utf-8")
+    """(Re)create the views of ``views.sql``, in one transaction, and record their hash."""
+    sql = _views_sql()
     con.begin()
     try:
         drop_views(con)
         for statement in _statements(sql):
             con.execute(statement)
+        con.execute("DELETE FROM store_views")
+        con.execute("INSERT INTO store_views VALUES (?, now())", [content_hash(sql)])
         con.commit()
     except Exception:
         con.rollback()

@@ -25,7 +25,7 @@ import duckdb
 from dofbench.config.identity import canonical_json, identity_label
 from dofbench.errors import DofbenchError
 from dofbench.results import references
-from dofbench.results.migrations import MIGRATIONS, migrate, schema_version
+from dofbench.results.migrations import MIGRATIONS, migrate, schema_version, views_current
 from dofbench.results.stats import z_value
 
 ENV_DB = "DOFBENCH_DB"
@@ -84,7 +84,7 @@ class Store:
     def _prepare(self, con: duckdb.DuckDBPyConnection) -> None:
         """Once per Store (and again if the file's schema is behind, e.g. a new file at the same
         path): migrate, recreate the views, load the registry when it changed."""
-        if not self._synced or schema_version(con) < len(MIGRATIONS):
+        if not self._synced or not views_current(con):
             migrate(con)
             self._sync_references(con)
             self._synced = True
@@ -121,7 +121,7 @@ class Store:
                                 f"or point --db / {ENV_DB} at one")
         con = self._connect(read_only=True, timeout=timeout)
         try:
-            if schema_version(con) < len(MIGRATIONS):
+            if not views_current(con):  # an older schema, or views older than views.sql
                 con.close()
                 with self.write(timeout=timeout):
                     pass

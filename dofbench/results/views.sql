@@ -58,7 +58,7 @@ WITH g AS (
            min(d) FILTER (WHERE successes >= (1 - delta) * n - 1e-9) AS grid_d_star,
            min(d) FILTER (WHERE p_hi >= 1 - delta - 1e-9) AS d_star_lo,
            min(d) FILTER (WHERE p_lo >= 1 - delta - 1e-9) AS d_star_hi,
-           min(n) AS min_n, max(d) AS max_d
+           min(n) AS min_n, min(d) AS min_d, max(d) AS max_d
     FROM success
     GROUP BY suite, model, model_params, dataset, dataset_params, method, params, metric, epsilon
 ), means AS (          -- mean metric per d (each trial counted once)
@@ -95,7 +95,8 @@ SELECT j.suite, j.model, j.model_params, j.dataset, j.dataset_params, j.method, 
        rank() OVER (PARTITION BY j.suite, j.model, j.model_params, j.dataset, j.dataset_params, j.metric, j.epsilon
                     ORDER BY j.d_star ASC NULLS LAST, j.d_star / j.total_params ASC NULLS LAST,
                              (j.d_star_hi - j.d_star_lo) ASC NULLS LAST) AS rank,
-       j.d_star_lo, j.d_star_hi, j.d_int90, j.baseline, j.estimator, j.model_label, j.dataset_label, j.yardstick
+       j.d_star_lo, j.d_star_hi, j.d_int90, j.baseline, j.estimator, j.model_label, j.dataset_label, j.yardstick,
+       j.min_d
 FROM j
 LEFT JOIN success x ON x.suite = j.suite AND x.model = j.model AND x.model_params = j.model_params
      AND x.dataset = j.dataset AND x.dataset_params = j.dataset_params AND x.method = j.method

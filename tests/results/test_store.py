@@ -150,6 +150,7 @@ def test_a_store_of_schema_4_gets_todays_views_and_its_full_baselines_marked(db,
         raw.execute("ALTER TABLE trials DROP COLUMN model_label")
         raw.execute("ALTER TABLE trials DROP COLUMN dataset_label")
         raw.execute("DROP TABLE runs")
+        raw.execute("DROP TABLE store_views")
         raw.execute("DELETE FROM schema_migrations WHERE version >= 5")
         raw.execute("CREATE VIEW leaderboard_base AS SELECT 1 AS x")  # what schema 3 left behind
     fresh = Store(db)
@@ -175,9 +176,22 @@ def test_a_store_of_schema_5_gets_labels_and_its_yardstick_marked(db, synthetic_
         raw.execute("ALTER TABLE trials DROP COLUMN model_label")
         raw.execute("ALTER TABLE trials DROP COLUMN dataset_label")
         raw.execute("DROP TABLE runs")
+        raw.execute("DROP TABLE store_views")
         raw.execute("DELETE FROM schema_migrations WHERE version >= 6")
         assert migrations.schema_version(raw) == 5
     fresh = Store(db)
     got = fresh.query("select method, model_label, dataset_label, yardstick from leaderboard order by method")[1]
     assert got == [("other", "mlp", "data", False), ("random-subspace", "mlp[hidden=[8]]", 'data[tag="x"]', True)]
     assert fresh.query("select count(*) from runs")[1] == [(0,)]
+
+
+def test_a_store_with_older_views_gets_todays_views_when_it_is_read(db, synthetic_result):
+    store = Store(db)
+    r = synthetic_result("sub", 10, 0, 0.9)
+    store.write_result(r, "s")
+    store.register_suite("s", "", {}, "t", [r.trial_id], "train_acc", [0.5], 0.1, True)
+    with duckdb.connect(str(db)) as raw:  # what an older dofbench of the same schema left behind
+        raw.execute("CREATE OR REPLACE VIEW leaderboard AS SELECT 1 AS old")
+        raw.execute("UPDATE store_views SET hash = 'older'")
+    fresh = Store(db)
+    assert fresh.query("select min_d, max_d, d_star from leaderboard")[1] == [(10, 10, 10)]
