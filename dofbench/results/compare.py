@@ -3,9 +3,10 @@ and d*/D, and a one-line reading of how many times fewer dimensions the best met
 suite's yardstick (the method that declares ``yardstick``: random affine subspaces).
 
 ``dofbench compare``, :meth:`dofbench.Session.compare` and the report's first table all come from
-:func:`comparison`. Rendered for a terminal each cell is two lines, ``d* [lo,hi]`` over ``d*/D``;
-``>2048`` means no d of the grid reached P_s ≥ 1 − δ (or, as an interval's end, that the grid does
-not confirm it with the seeds run). ``csv``, ``json`` and :meth:`Comparison.to_pandas` give the
+:func:`comparison`. Each cell is ``d* [lo,hi]`` with ``d*/D`` under it: ``>2048`` where no d of
+the grid (up to 2048) reaches P_s ≥ 1 − δ, ``≤8`` where already the grid's smallest d does (the
+true threshold may be lower), ``–`` as the interval's upper end where the seeds run do not confirm
+P_s ≥ 1 − δ at any d of the grid. ``csv``, ``json`` and :meth:`Comparison.to_pandas` give the
 numbers, one row per (task, method, ε).
 """
 
@@ -20,10 +21,12 @@ from dofbench.results import queries
 from dofbench.results.table import FORMATS, Table, fit_widths, truncate
 
 LONG_COLUMNS = ("suite", "model", "dataset", "D", "method", "yardstick", "metric", "epsilon", "delta", "d_star",
-                "d_star_lo", "d_star_hi", "d_star_fraction", "max_d", "n_seeds", "rank")
+                "d_star_lo", "d_star_hi", "d_star_fraction", "min_d", "max_d", "n_seeds", "rank")
+LEGEND = ("d* [interval] and d*/D; >N: no d ≤ N reaches P_s ≥ 1 − δ; ≤N: the smallest d run already does; "
+          "–: the seeds run confirm no upper end on the grid")
 
 
-@dataclass
+@dataclass(repr=False)
 class TaskComparison:
     """One task (suite, model, dataset, metric) of a comparison."""
 
@@ -50,6 +53,9 @@ class TaskComparison:
         op = "≥" if self.higher_is_better else "≤"
         return f"success: {self.metric} {op} ε · d* = smallest d with P_s ≥ {1 - self.delta:g}"
 
+    def __repr__(self) -> str:
+        return f"<TaskComparison {self.title}: {len(self.methods)} methods × {len(self.epsilons)} ε>"
+
     def cell(self, method: str, eps: float) -> dict[str, Any] | None:
         return self.cells.get((method, eps))
 
@@ -62,16 +68,28 @@ class TaskComparison:
         return [m for d, m in found if d == low]
 
 
+def at_floor(c: dict[str, Any]) -> bool:
+    """d* is the smallest d the method ran (with other d above it): the threshold may be lower."""
+    return c["d_star"] is not None and c.get("min_d") is not None and c["d_star"] == c["min_d"] \
+        and (c.get("max_d") or 0) > c["min_d"]
+
+
+def star_text(c: dict[str, Any]) -> str:
+    """d* alone: ``>max_d`` where the grid does not reach it, ``≤min_d`` at the grid's floor."""
+    if c["d_star"] is None:
+        return f">{c['max_d']}" if c.get("max_d") else "–"
+    return f"≤{c['d_star']}" if at_floor(c) else str(c["d_star"])
+
+
 def d_text(c: dict[str, Any] | None) -> str:
-    """``d* [lo,hi]`` of one cell; ``>max_d`` where the grid does not reach or confirm it."""
+    """``d* [lo,hi]`` of one cell (see the module docstring)."""
     if c is None:
         return ""
-    beyond = f">{c['max_d']}" if c.get("max_d") else "?"
     if c["d_star"] is None:
-        return beyond
-    lo = c["d_star_lo"] if c["d_star_lo"] is not None else "?"
-    hi = c["d_star_hi"] if c["d_star_hi"] is not None else beyond
-    return f"{c['d_star']} [{lo},{hi}]"
+        return star_text(c)
+    lo = c["d_star_lo"] if c["d_star_lo"] is not None else "–"
+    hi = c["d_star_hi"] if c["d_star_hi"] is not None else "–"
+    return f"{star_text(c)} [{lo},{hi}]"
 
 
 def fraction_text(c: dict[str, Any] | None) -> str:
@@ -86,36 +104,59 @@ def _ratio(x: float) -> str:
 
 
 def reading(task: TaskComparison) -> str:
-    """How many times fewer dimensions the best method needs than the yardstick, at each ε."""
-    parts = []
+    """How many times fewer dimensions the best method needs than the yardstick, at each ε; the
+    ε at which the same methods are best are read together. A ratio is a lower bound (``≥``) where
+    the best d* is the grid's smallest d or the yardstick does not reach ε on the grid."""
+    items: list[tuple[tuple, str]] = []  # (what is said, for merging consecutive ε; the ε's part)
     ys = task.yardsticks
     for eps in task.epsilons:
         best = task.best(eps)
         if not best:
             largest = max((c["max_d"] or 0) for m in task.methods if (c := task.cell(m, eps))) or None
-            parts.append(f"ε={eps:g}: no method reaches it" + (f" with d ≤ {largest}" if largest else ""))
+            items.append((("unreached",), f"ε={eps:g}" + (f" with d ≤ {largest}" if largest else "")))
             continue
-        bd = task.cell(best[0], eps)["d_star"]
+        bc = task.cell(best[0], eps)
         names = " = ".join(best)
-        ycells = [(c, m) for m in ys if (c := task.cell(m, eps))]
+        ycells = [c for m in ys if (c := task.cell(m, eps))]
         if not ycells:
-            parts.append(f"ε={eps:g}: best {names} ({bd})")
+            items.append((("best", names), f"ε={eps:g} ({star_text(bc)})"))
             continue
-        reached = [(c["d_star"], m) for c, m in ycells if c["d_star"] is not None]
+        reached = [c for c in ycells if c["d_star"] is not None]
         if reached:
-            yd, ym = min(reached)
-            if yd <= bd:
-                parts.append(f"ε={eps:g}: no method needs fewer than {ym} ({yd})")
-            else:
-                parts.append(f"ε={eps:g}: {names} needs {_ratio(yd / bd)} fewer ({bd} vs {yd})")
+            yc = min(reached, key=lambda c: c["d_star"])
+            if yc["d_star"] <= bc["d_star"]:
+                items.append((("none",), f"ε={eps:g} ({star_text(yc)})"))
+                continue
+            ratio, bound = yc["d_star"] / bc["d_star"], at_floor(bc)
+            ytext = star_text(yc)
         else:
-            ymax = max(c["max_d"] or 0 for c, _ in ycells)
-            parts.append(f"ε={eps:g}: {names} needs > {_ratio(ymax / bd)} fewer ({bd} vs >{ymax})")
-    against = f"Against {' / '.join(ys)}" if ys else "Best method"
-    return f"{against} — " + "; ".join(parts) + "."
+            ratio, bound = max(c["max_d"] or 0 for c in ycells) / bc["d_star"], True
+            ytext = f">{max(c['max_d'] or 0 for c in ycells)}"
+        items.append((("fewer", names), f"{'≥ ' if bound else ''}{_ratio(ratio)} at ε={eps:g} "
+                                        f"({star_text(bc)} vs {ytext})"))
+    groups: list[tuple[tuple, list[str]]] = []
+    for key, text in items:
+        if groups and groups[-1][0] == key:
+            groups[-1][1].append(text)
+        else:
+            groups.append((key, [text]))
+    against = " / ".join(ys)
+    parts = []
+    for key, texts in groups:
+        if key[0] == "fewer":
+            parts.append(f"{key[1]} needs {texts[0].replace(' at', ' fewer dimensions at', 1)}"
+                         + "".join(f", {t}" for t in texts[1:]))
+        elif key[0] == "none":
+            parts.append(f"no method needs fewer dimensions than {against} at {', '.join(texts)}")
+        elif key[0] == "best":
+            parts.append(f"{key[1]} needs the fewest dimensions at {', '.join(texts)}")
+        else:
+            parts.append(f"no method reaches {', '.join(texts)}")
+    head = f"Against {against}: " if ys else ""
+    return head + "; ".join(parts) + "."
 
 
-@dataclass
+@dataclass(repr=False)
 class Comparison:
     """Methods × ε tables of d*, one per task; see the module docstring."""
 
@@ -131,8 +172,8 @@ class Comparison:
                     if c is None:
                         continue
                     out.append((t.suite, t.model, t.dataset, t.D, m, m in t.yardsticks, t.metric, e, t.delta,
-                                c["d_star"], c["d_star_lo"], c["d_star_hi"], c["d_star_fraction"], c["max_d"],
-                                c["n_seeds"], c["rank"]))
+                                c["d_star"], c["d_star_lo"], c["d_star_hi"], c["d_star_fraction"], c["min_d"],
+                                c["max_d"], c["n_seeds"], c["rank"]))
         return Table(list(LONG_COLUMNS), out, hide_empty=False)
 
     def __len__(self) -> int:
@@ -162,18 +203,36 @@ class Comparison:
         if not self.tasks:
             return "no results to compare"
         blocks = []
+        wrap = width or 100
         for t in self.tasks:
             if fmt == "markdown":
                 blocks.append("\n".join([f"**{t.title}** — {t.criterion}", "",
                                          self.pivot(t, two_lines=False).render("markdown"), "", t.reading]))
                 continue
-            table = self.pivot(t)
-            text = _aligned_pairs(table, width)
-            wrap = width or 100
             blocks.append("\n".join([truncate(t.title, wrap), truncate(t.criterion, wrap),
-                                     "cells: d* [interval] over d*/D", text,
-                                     *textwrap.wrap(t.reading, wrap, subsequent_indent="  ")]))
+                                     *textwrap.wrap(LEGEND, wrap, break_on_hyphens=False),
+                                     self._text_table(t, width),
+                                     *textwrap.wrap(t.reading, wrap, subsequent_indent="  ",
+                                                    break_on_hyphens=False)]))
         return "\n\n".join(blocks)
+
+    def _text_table(self, t: TaskComparison, width: int | None) -> str:
+        """The pivot as aligned text: a method's name left of its two lines where that fits
+        ``width``, else on a line of its own above them."""
+        table = self.pivot(t)
+        text = _aligned_pairs(table, None)
+        if width is None or max(len(line) for line in text.splitlines()) <= width:
+            return text
+        rows: list[tuple] = []
+        for m, (top, bottom) in zip(t.methods, zip(table.rows[::2], table.rows[1::2])):
+            rows += [(m,), ("  d*", *top[1:]), ("  d*/D", *bottom[1:])]
+        cols = ["", *table.columns[1:]]
+        widths = [max(len(r[i]) for r in rows if len(r) > 1 and i < len(r)) if i else 6 for i in range(len(cols))]
+        widths = [max(w, len(c)) for w, c in zip(widths, cols)]
+        line = lambda vals: "  ".join(str(v).ljust(w) for v, w in zip(vals, widths)).rstrip()  # noqa: E731
+        out = [line(cols), line(["-" * w for w in widths])]
+        out += [truncate(r[0], width) if len(r) == 1 else line(r) for r in rows]
+        return "\n".join(out)
 
     def to_html(self) -> str:
         """The tables for a page (the report): the best d* of each ε in bold, d*/D under it."""
@@ -195,8 +254,8 @@ class Comparison:
                     tds.append(f"<td>{d}" + (f"<br><span class='muted'>{e(frac)}</span>" if frac else "") + "</td>")
                 tag = " <span class='muted'>(yardstick)</span>" if m in t.yardsticks else ""
                 body.append(f"<tr><th>{e(m)}{tag}</th>{''.join(tds)}</tr>")
-            parts.append(f"<h3>{e(t.title)}</h3><p class='muted'>{e(t.criterion)}; cells: d* [interval], "
-                         f"d*/D below; best in bold.</p><table class='compare'><thead><tr><th>method</th>{head}"
+            parts.append(f"<h3>{e(t.title)}</h3><p class='muted'>{e(t.criterion)}. {e(LEGEND)}; "
+                         f"the best d* of each ε in bold.</p><table class='compare'><thead><tr><th>method</th>{head}"
                          f"</tr></thead><tbody>{''.join(body)}</tbody></table><p class='reading'>{e(t.reading)}</p>")
         return "\n".join(parts)
 
@@ -205,6 +264,9 @@ class Comparison:
 
     def __str__(self) -> str:
         return self.render("table")
+
+    def __repr__(self) -> str:
+        return self.render("table", width=100)
 
     def _repr_html_(self) -> str:
         return self.to_html()

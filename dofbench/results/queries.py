@@ -55,7 +55,7 @@ def comparison_rows(store, suite: str | None = None) -> list[dict[str, Any]]:
     cols, found = store.query(
         "SELECT l.suite, l.model, l.model_params, l.dataset, l.dataset_params, l.model_label, l.dataset_label, "
         "l.method, l.params, l.label, l.metric, l.epsilon, l.delta, l.d_star, l.d_star_lo, l.d_star_hi, "
-        "l.total_params, l.d_star_fraction, l.max_d, l.n_seeds, l.rank, l.yardstick, "
+        "l.total_params, l.d_star_fraction, l.min_d, l.max_d, l.n_seeds, l.rank, l.yardstick, "
         "coalesce(th.higher_is_better, true) AS higher_is_better "
         "FROM leaderboard l LEFT JOIN (SELECT suite, metric, any_value(higher_is_better) AS higher_is_better "
         "FROM suite_thresholds GROUP BY suite, metric) th ON th.suite = l.suite AND th.metric = l.metric"
