@@ -248,6 +248,7 @@ def _first(by_split: dict[str, list[dict[str, Any]]]) -> dict[str, Any]:
 
 # ------------------------------------------------------------------------------ drawing
 PANEL_IN = (6.4, 4.4)  # inches per panel; two panels a row, so a report page shows them at ≈600 px
+SINGLE_IN = (9.6, 5.2)  # a figure of one panel: the page's width
 MAX_COLS = 2
 MAX_TICKS = 8
 DISCRETE_D = 10        # training curves: one legend entry per d up to this many d, a colour bar beyond
@@ -258,7 +259,8 @@ def _figure(n: int):
 
     ncols = min(MAX_COLS, max(1, n))
     nrows = math.ceil(n / ncols)
-    fig = Figure(figsize=(PANEL_IN[0] * ncols, PANEL_IN[1] * nrows), layout="constrained")
+    size = SINGLE_IN if n == 1 else (PANEL_IN[0] * ncols, PANEL_IN[1] * nrows)
+    fig = Figure(figsize=size, layout="constrained")
     axes = fig.subplots(nrows, ncols, squeeze=False).ravel().tolist()
     for ax in axes[n:]:
         ax.set_visible(False)
@@ -273,6 +275,28 @@ def _label(ax, panel: dict[str, Any], xlabel: str, ylabel: str, legend: bool = F
     ax.grid(True, which="major", alpha=0.25)
     if legend:
         ax.legend(fontsize=8)
+
+
+def _shared_legend(fig, axes, handles=None) -> None:
+    """One legend for the whole figure, below its panels (never over the data): the labels of
+    every panel, each once (or the ``handles`` given)."""
+    if handles is None:
+        seen: dict[str, Any] = {}
+        for ax in axes:
+            for h, label in zip(*ax.get_legend_handles_labels()):
+                seen.setdefault(label, h)
+        handles = list(seen.values())
+    if handles:
+        fig.legend(handles=handles, loc="outside lower center", ncols=_legend_cols(fig, handles), fontsize=9,
+                   frameon=False)
+
+
+def _legend_cols(fig, handles, fontsize: float = 9) -> int:
+    """As many legend columns as the figure's width holds for its longest label (about half an
+    em a character, plus the line sample), at most 6."""
+    longest = max(len(h.get_label()) for h in handles)
+    width_pt = fig.get_figwidth() * 72
+    return max(1, min(6, len(handles), int(width_pt // (0.55 * fontsize * longest + 40))))
 
 
 def compact(v: float) -> str:
@@ -367,7 +391,8 @@ def draw_ps(panels: list[dict[str, Any]], suite: str):
             ds += [d for d, _ in pts]
         _log_axis(ax, ds)
         ax.set_ylim(-0.03, 1.03)
-        _label(ax, p, "training dimension d", f"P_s ({p['metric']} reaches ε)", legend=True)
+        _label(ax, p, "training dimension d", f"P_s ({p['metric']} reaches ε)")
+    _shared_legend(fig, axes)
     fig.suptitle(f"{suite}: success probability against d, every method on one axis")
     return fig
 
@@ -390,7 +415,8 @@ def draw_accuracy(panels: list[dict[str, Any]], suite: str):
             ax.annotate(f"D={p['D']:,}", (p["D"], 0.02), xycoords=("data", "axes fraction"), rotation=90,
                         ha="right", va="bottom", fontsize=8, color="gray")
         _log_axis(ax, ds + ([p["D"]] if p["D"] else []))
-        _label(ax, p, "training dimension d", f"{p['metric']} (mean ± std over seeds)", legend=True)
+        _label(ax, p, "training dimension d", f"{p['metric']} (mean ± std over seeds)")
+    _shared_legend(fig, axes)
     fig.suptitle(f"{suite}: {panels[0]['metric']} against d, every method on one axis")
     return fig
 
@@ -413,7 +439,8 @@ def draw_dstar(panels: list[dict[str, Any]], suite: str):
             ax.axhline(p["D"], color="gray", ls=":", lw=1.5, label=f"D={p['D']:,}")
             ys.append(p["D"])
         _log_axis(ax, ys, axis="y")
-        _label(ax, p, f"ε ({p['metric']})", "threshold training dimension d*", legend=True)
+        _label(ax, p, f"ε ({p['metric']})", "threshold training dimension d*")
+    _shared_legend(fig, axes)
     fig.suptitle(f"{suite}: d* against ε")
     return fig
 
@@ -445,30 +472,33 @@ def draw_curves(panels: list[dict[str, Any]], suite: str):
 
     fig, axes = _figure(len(panels))
     cmap = colormaps["viridis"]
+    every_d = sorted({d for p in panels for per_d in p["lines"].values() for d in per_d})
+    discrete = len(every_d) <= DISCRETE_D
+    if discrete:  # a few d: one distinct colour each (the same in every panel), named in the legend
+        colour = {d: cmap(0.85 * i / max(1, len(every_d) - 1)) for i, d in enumerate(every_d)}
+    else:
+        norm = LogNorm(vmin=min(every_d), vmax=max(every_d) if max(every_d) > min(every_d) else min(every_d) * 2)
+        colour = {d: cmap(norm(d)) for d in every_d}
     for ax, p in zip(axes, panels):
         ds = sorted({d for per_d in p["lines"].values() for d in per_d})
-        discrete = len(ds) <= DISCRETE_D
-        if discrete:  # a few d: one distinct colour each, named in the legend
-            colour = {d: cmap(0.92 * i / max(1, len(ds) - 1)) for i, d in enumerate(ds)}
-        else:
-            norm = LogNorm(vmin=min(ds), vmax=max(ds) if max(ds) > min(ds) else min(ds) * 2)
-            colour = {d: cmap(norm(d)) for d in ds}
         for split, style in (("train", "-"), ("test", "--")):
             for d in ds:
                 pts = p["lines"].get(split, {}).get(d)
                 if pts:
                     ax.plot([s for s, _ in pts], [v for _, v in pts], style, color=colour[d], lw=1.6)
         _label(ax, p, "step", f"{p['metric']} (mean over seeds)")
-        splits = [Line2D([], [], color="black", ls=style, label=split) for split, style in
-                  (("train", "-"), ("test", "--")) if p["lines"].get(split)]
-        if discrete:
-            handles = [Line2D([], [], color=colour[d], lw=2.5, label=f"d={compact(d)}") for d in ds]
-            ax.legend(handles=handles + splits, fontsize=8, ncols=2 if len(handles) > 5 else 1)
-        else:
+        if not discrete:
             bounds = _edges([float(d) for d in ds], True)
             fig.colorbar(ScalarMappable(norm=BoundaryNorm(bounds, cmap.N), cmap=cmap), ax=ax, label="d",
                          ticks=ds[::math.ceil(len(ds) / MAX_TICKS)])
-            ax.legend(handles=splits, fontsize=8)
+    splits = [Line2D([], [], color="black", ls=style, label=split) for split, style in (("train", "-"), ("test", "--"))
+              if any(p["lines"].get(split) for p in panels)]
+    if discrete:
+        handles = [Line2D([], [], color=colour[d], lw=2.5, label=f"d={compact(d)}") for d in every_d]
+        fig.legend(handles=handles + splits, loc="outside lower center", ncols=_legend_cols(fig, handles + splits),
+                   fontsize=9, frameon=False)
+    else:
+        fig.legend(handles=splits, loc="outside lower center", ncols=2, fontsize=9, frameon=False)
     fig.suptitle(f"{suite}: training curves of {panels[0]['metric']}, train solid and test dashed")
     return fig
 

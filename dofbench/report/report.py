@@ -28,8 +28,7 @@ from dofbench.results.table import Table
 
 FIGURES = "figures"
 COMPARISON_TEXT = ("The threshold training dimension d* of every method at every success level ε, with its "
-                   "confidence interval and d*/D; >N: no d of the grid reached it (or, as an interval's end, "
-                   "the seeds run do not confirm it).")
+                   "interval and d*/D, per task; the same table as `dofbench compare`.")
 
 
 def collect(store: Store, suite: str, out_dir: Path) -> dict[str, Any]:
@@ -165,13 +164,14 @@ table{border-collapse:collapse;font-size:.85em;margin:.6em 0}th,td{border:1px so
 th{background:#f2f2f2}tr:nth-child(even) td{background:#fafafa}code{background:#f4f4f4;padding:0 3px}
 img{max-width:100%;border:1px solid #eee}dl{display:grid;grid-template-columns:max-content auto;gap:2px 12px}
 dt{font-weight:600}dd{margin:0}.muted{color:#777}
-table.compare{font-size:.95em}table.compare td{text-align:right;white-space:nowrap}
+table.compare{font-size:.95em}table.compare td{text-align:right;white-space:nowrap}td{white-space:nowrap}
+.lifted{font-size:.9em;margin-bottom:.2em}
 table.compare tbody th{background:none;font-weight:600}.reading{font-weight:500;max-width:60em}
 """
 
 
-def _html_table(t: Table) -> str:
-    return t.to_html()
+def _html_table(t: Table, lift_constant: bool = False) -> str:
+    return t.to_html(lift_constant=lift_constant)
 
 
 def _img(p: Plot) -> str:
@@ -197,7 +197,7 @@ def render_html(data: dict[str, Any]) -> str:
         parts.append(_html_table(runs_table(data["runs"])))
     parts += ["<h2>Leaderboard</h2>",
               "<p>Ranked within each task and ε by d*, ties broken by d*/D, then the width of d*'s interval.</p>",
-              _html_table(data["leaderboard"]), "<h2>Published references</h2>",
+              _html_table(data["leaderboard"], lift_constant=True), "<h2>Published references</h2>",
               "<p>Measured next to published where model, dataset, method and rule match; "
               "ratio = measured / published.</p>"]
     comp = data["comparison"]

@@ -22,9 +22,10 @@ from dofbench.errors import DofbenchError
 
 FORMATS = ("table", "markdown", "csv", "json")
 HTML_ROWS = 60  # rows a notebook shows before "… N more rows"
+REPR_ROWS = 20  # rows repr() shows
 
 
-@dataclass
+@dataclass(repr=False)
 class Table:
     columns: list[str]
     rows: list[tuple]
@@ -72,17 +73,26 @@ class Table:
             return "\n".join([head, sep] + ["| " + " | ".join(esc(c) for c in r) + " |" for r in cells])
         return _aligned(t.columns, cells, width, numeric=[_is_numeric(t.column(c)) for c in t.columns])
 
-    def to_html(self, max_rows: int | None = None) -> str:
-        """An HTML ``<table>`` (escaped; empty columns left out), at most ``max_rows`` rows."""
+    def to_html(self, max_rows: int | None = None, lift_constant: bool = False) -> str:
+        """An HTML ``<table>`` (escaped; empty columns left out), at most ``max_rows`` rows; with
+        ``lift_constant``, the columns with one value in every row are a line above it."""
         t = self.shown()
         if not t.rows:
             return '<p class="muted">no rows</p>'
+        lifted = ""
+        if lift_constant and len(t.rows) > 1:
+            same = [i for i in range(len(t.columns)) if len({cell_text(r[i]) for r in t.rows}) == 1]
+            if same and len(same) < len(t.columns):
+                lifted = ('<p class="lifted">' + " · ".join(
+                    f"{html.escape(t.columns[i])}: <b>{html.escape(cell_text(t.rows[0][i]))}</b>" for i in same) + "</p>")
+                keep = [i for i in range(len(t.columns)) if i not in same]
+                t = Table([t.columns[i] for i in keep], [tuple(r[i] for i in keep) for r in t.rows], False)
         rows = t.rows if max_rows is None else t.rows[:max_rows]
         head = "".join(f"<th>{html.escape(c)}</th>" for c in t.columns)
         body = "".join("<tr>" + "".join(f"<td>{html.escape(cell_text(v))}</td>" for v in r) + "</tr>" for r in rows)
         more = (f"<p>… {len(t.rows) - len(rows)} more rows (<code>.to_pandas()</code> or "
                 f"<code>.records()</code> for all)</p>" if len(rows) < len(t.rows) else "")
-        return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>{more}"
+        return f"{lifted}<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>{more}"
 
     def to_pandas(self):
         """A pandas DataFrame of every column and row (needs pandas: ``pip install 'dofbench[notebook]'``)."""
@@ -95,6 +105,11 @@ class Table:
 
     def __str__(self) -> str:
         return self.render("table")
+
+    def __repr__(self) -> str:  # a console: the first rows, cut to 100 columns
+        head = Table(self.columns, self.rows[:REPR_ROWS], self.hide_empty).render("table", width=100)
+        more = f"\n… {len(self.rows) - REPR_ROWS} more rows" if len(self.rows) > REPR_ROWS else ""
+        return f"<Table: {len(self.rows)} rows × {len(self.columns)} columns>\n{head}{more}"
 
     def _repr_html_(self) -> str:  # notebooks
         return self.to_html(max_rows=HTML_ROWS)

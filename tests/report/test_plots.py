@@ -126,10 +126,11 @@ def test_curves_are_seed_means_of_evals(store, tmp_path, synth):
                            "group by e.step order by e.step", [split])[1]
         assert panel["lines"][split][64] == [(s, pytest.approx(v)) for s, v in rows]
         assert [s for s, _ in panel["lines"][split][64]] == [0, 10, 20]
-    # four d: discrete colours named in the legend (no colour bar), train solid and test dashed
+    # a few d: discrete colours named in the legend (no colour bar), train solid and test dashed
     ax = res.figure.axes[0]
-    legend = [t.get_text() for t in ax.get_legend().get_texts()]
-    assert legend == ["d=4", "d=16", "d=64", "d=256", "train", "test"]
+    (legend,) = res.figure.legends  # one legend for the figure, below the panels
+    # the same colour for a d in every panel (the full baseline adds d = D)
+    assert [t.get_text() for t in legend.get_texts()] == ["d=4", "d=16", "d=64", "d=256", "d=5000", "train", "test"]
     assert len(res.figure.axes) == len(res.panels)  # no colour bar axes
     styles = {line.get_linestyle() for line in ax.get_lines()}
     assert styles == {"-", "--"}
