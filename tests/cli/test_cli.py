@@ -1,4 +1,5 @@
-"""Every CLI command, error handling without tracebacks, and the README's plugin example."""
+"""Every CLI command, error handling without tracebacks, option placement, table widths, and a plugin
+from the docs through the real entry point."""
 
 import json
 import re
@@ -97,17 +98,25 @@ def test_bad_input_leaves_the_store_unchanged(tiny_config, db, tmp_path, invoke)
     assert invoke("query", "select trial_id, train_acc from trials order by 1", "--db", str(db), "--format", "json").output == before
 
 
-def _readme_blocks(repo_root):
-    text = (repo_root / "README.md").read_text()
-    section = text[text.index("## Writing a plugin"):]
-    py = re.search(r"```python\n(# coordinate_plugin.py\n.*?)```", section, re.S).group(1)
-    toml = re.search(r"```toml\n(\[suites.coords\].*?)```", section, re.S).group(1)
-    return py, toml
+COORDS = """
+[suites.coords]
+models   = [{ name = "mlp", params = { hidden = [32] } }]
+datasets = [{ name = "mnist1d", params = { num_samples = 1000 } }]
+methods  = ["random-coordinates", "random-subspace"]
+dims     = [16, 256]
+seeds    = 2
+train    = { epochs = 3 }
+[suites.coords.threshold]
+metric   = "best_train_acc"
+epsilons = [0.2]
+"""
 
 
 @pytest.mark.slow
-def test_readme_plugin_example_runs_from_outside_the_repo(tmp_path, run_cli, repo_root):
-    py, toml = _readme_blocks(repo_root)
+def test_the_docs_method_plugin_runs_from_outside_the_repo(tmp_path, run_cli, repo_root):
+    """The real console entry point and its process pool, with the method of docs/plugins.md."""
+    text = (repo_root / "docs" / "plugins.md").read_text()
+    py, toml = re.search(r"```python\n(# coordinate_plugin.py\n.*?)```", text, re.S).group(1), COORDS
     plugdir = tmp_path / "elsewhere"
     plugdir.mkdir()
     (plugdir / "coordinate_plugin.py").write_text(py)
