@@ -258,3 +258,10 @@ class SynthSuite:
 @pytest.fixture(scope="session")
 def synth() -> SynthSuite:
     return SynthSuite()
+
+
+@pytest.fixture(scope="session")
+def synth_store(tmp_path_factory, synth):
+    """The synthetic suite's store, written once per test process: read it, never change it (copy
+    the file to change it)."""
+    return synth.make_store(tmp_path_factory.mktemp("synth") / "synth.duckdb")

@@ -57,6 +57,12 @@ def main(argv: list[str] | None = None) -> None:
     except click.exceptions.Abort:
         click.echo("Aborted.", err=True)
         sys.exit(130)
+    except click.exceptions.NoSuchOption as exc:
+        if exc.option_name in ("--plugin", "--db"):  # a plugin's own command without the shared options
+            exc.message = (exc.message.rstrip(".") + f"; this command takes {exc.option_name} before it: "
+                           f"dofbench {exc.option_name} VALUE COMMAND …")
+        exc.show()
+        sys.exit(exc.exit_code)
     except click.ClickException as exc:
         exc.show()
         sys.exit(exc.exit_code)

@@ -206,3 +206,12 @@ def test_progress_shows_the_eta(tiny_config, db, capsys):
     Session(db=db, config=tiny_config).run(["tiny"], executor="local", progress=True)
     err = capsys.readouterr().err
     assert re.search(r"tiny: +\d+%\|.*\| [1-4]/4 trials \[\d\d:\d\d elapsed, ETA \d\d:\d\d\]", err), err
+
+
+def test_a_plugin_command_without_the_shared_options_says_where_they_go(tmp_path, invoke):
+    plugin = tmp_path / "hello_plugin.py"
+    plugin.write_text("import click\nfrom dofbench.plugin import hookimpl\n\n\n@hookimpl\ndef dofbench_commands(cli):\n"
+                      "    @cli.command('hello')\n    def hello():\n        click.echo('hi')\n")
+    assert invoke("--plugin", str(plugin), "hello").output == "hi\n"
+    res = invoke("--plugin", str(plugin), "hello", "--db", "x.duckdb")
+    assert res.exit_code == 2 and "this command takes --db before it: dofbench --db VALUE COMMAND" in res.stderr

@@ -11,8 +11,8 @@ from dofbench import Session
 
 
 @pytest.fixture(scope="module")
-def store(tmp_path_factory, synth):
-    return synth.make_store(tmp_path_factory.mktemp("compare") / "synth.duckdb")
+def store(synth_store):
+    return synth_store
 
 
 def test_cells_are_the_leaderboards_d_star_interval_and_fraction(store, synth):
@@ -104,3 +104,15 @@ def test_an_unknown_suite_is_one_line(store, invoke):
     res = invoke("compare", "--suite", "nope", "--db", str(store.path))
     assert res.exit_code == 1 and res.stderr.strip() == (
         f"Error: --suite 'nope': no such suite in {store.path}; stored: synth")
+
+
+def test_dofbench_compare_prints_the_table_and_the_numbers(store, invoke):
+    res = invoke("compare", "--suite", "synth", "--db", str(store.path), env={"COLUMNS": "100"})
+    assert res.exit_code == 0, res.stderr
+    lines = res.output.splitlines()
+    assert lines[0] == "synth: mlp[hidden=[32]] / mnist1d · D = 5,000" and max(len(x) for x in lines) <= 100
+    assert any(x.startswith("burn-in-subspace[steps=16]  16 [16,–]") for x in lines)
+    assert "Against random-subspace: burn-in-subspace[steps=16] needs 4× fewer dimensions at ε=0.3" in res.output
+    rows = json.loads(invoke("compare", "--db", str(store.path), "--format", "json").output)
+    assert {(r["method"], r["epsilon"]) for r in rows} == {(m, e) for m in ("random-subspace", "full",
+            "burn-in-subspace[steps=0]", "burn-in-subspace[steps=16]") for e in (0.3, 0.5, 0.7)}
