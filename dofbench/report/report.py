@@ -14,6 +14,7 @@ import datetime as _dt
 import html
 import json
 import platform
+import re
 from pathlib import Path
 from typing import Any
 
@@ -170,6 +171,11 @@ table.compare tbody th{background:none;font-weight:600}.reading{font-weight:500;
 """
 
 
+def _code(escaped: str) -> str:
+    """`x` spans of an escaped text as <code>x</code>."""
+    return re.sub(r"`([^`]+)`", r"<code>\1</code>", escaped)
+
+
 def _html_table(t: Table, lift_constant: bool = False) -> str:
     return t.to_html(lift_constant=lift_constant)
 
@@ -188,7 +194,7 @@ def render_html(data: dict[str, Any]) -> str:
              f"</title><style>{_CSS}</style></head><body>",
              f"<h1>dofbench report: {e(data['suite'])}</h1>",
              f"<p class='muted'>Generated {e(data['generated_at'])}.</p>",
-             "<h2 id='comparison'>Comparison</h2>", f"<p>{e(COMPARISON_TEXT)}</p>", data["methods"].to_html(),
+             "<h2 id='comparison'>Comparison</h2>", f"<p>{_code(e(COMPARISON_TEXT))}</p>", data["methods"].to_html(),
              "<h2>Suite</h2><dl>"]
     parts += [f"<dt>{e(k)}</dt><dd><code>{e(v)}</code></dd>" if k not in ("description",) else
               f"<dt>{e(k)}</dt><dd>{e(v)}</dd>" for k, v in _settings_lines(data)]
