@@ -188,7 +188,7 @@ class ProcessExecutor(Executor):
         if start_method not in ("spawn", "forkserver"):
             raise DofbenchError(f"executor option start_method={start_method!r}; allowed: spawn, forkserver "
                                 "(fork is not safe with torch)")
-        self.n = workers or available_cores()
+        self.n = self.workers = workers or available_cores()
         self.max_in_flight = 2 * self.n  # one running and one queued per worker
         self._ctx = mp.get_context(start_method)
         devices = cuda_devices(runtime.device)
@@ -407,7 +407,7 @@ class DaskExecutor(Executor):
             self.cluster = LocalCluster(n_workers=workers or available_cores(), threads_per_worker=1,
                                         processes=True, dashboard_address=":0", silence_logs=logging.CRITICAL)
             self.client = Client(self.cluster)
-        nthreads = sum(self.client.nthreads().values())
+        nthreads = self.workers = sum(self.client.nthreads().values())
         # a LocalCluster is kept just busy; a remote (possibly adaptive) cluster sees a deep queue
         self.max_in_flight = 2 * max(1, nthreads) if self.cluster is not None else max(256, 2 * nthreads)
         self._pending: dict[Any, Any] = {}  # key -> dask future, until it is done
