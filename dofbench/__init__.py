@@ -13,7 +13,7 @@ from typing import Any
 
 __version__ = _version("dofbench")
 
-_API = ("Session", "leaderboard", "list_components", "plugins", "query", "run", "show_component", "validate")
+_API = ("Session", "compare", "leaderboard", "list_components", "plugins", "query", "run", "show_component", "validate")
 __all__ = [*_API, "__version__"]
 
 

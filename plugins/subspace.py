@@ -84,6 +84,7 @@ class RandomSubspace(SubspaceMethod):
     name = "random-subspace"
     description = "θ = θ0 + Aφ with a random A ∈ R^{D×d}; φ starts at 0 (Li et al. 2018)."
     Params = SubspaceParams
+    yardstick = True  # comparisons say how many times fewer dimensions than random subspaces
 
     def setup(self, ctx: MethodContext) -> Reparam:
         return subspace_reparam(ctx, ctx.params, ctx.theta0)

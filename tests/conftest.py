@@ -228,14 +228,16 @@ class SynthSuite:
         from dofbench.results.store import Store
 
         store = Store(path)
-        ids, baselines = [], set()
+        ids, baselines, yardsticks = [], set(), set()
 
-        def add(*args, **kw):
+        def add(*args, **kw):  # the roles the built-in methods declare, as a suite resolves them
             r = self.result(*args, **kw)
             store.write_result(r, self.SUITE)
             ids.append(r.trial_id)
             if r.spec.method.name == "full":
                 baselines.add(r.trial_id)
+            if r.spec.method.name == "random-subspace":
+                yardsticks.add(r.trial_id)
 
         for d in self.DIMS:
             for s in self.SEEDS:
@@ -248,10 +250,18 @@ class SynthSuite:
         add("random-subspace", {"projection": "dense"}, self.DIMS[-1], 9, None, status="diverged")
         add("random-subspace", {"projection": "dense"}, self.DIMS[-1], 10, None, status="failed")
         store.register_suite(self.SUITE, "synthetic suite for plot tests", {"dims": self.DIMS}, "test", ids,
-                             "best_train_acc", self.EPSILONS, 0.25, True, baselines=baselines)
+                             "best_train_acc", self.EPSILONS, 0.25, True, baselines=baselines,
+                             yardsticks=yardsticks)
         return store
 
 
 @pytest.fixture(scope="session")
 def synth() -> SynthSuite:
     return SynthSuite()
+
+
+@pytest.fixture(scope="session")
+def synth_store(tmp_path_factory, synth):
+    """The synthetic suite's store, written once per test process: read it, never change it (copy
+    the file to change it)."""
+    return synth.make_store(tmp_path_factory.mktemp("synth") / "synth.duckdb")

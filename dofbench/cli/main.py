@@ -13,26 +13,28 @@ import sys
 import click
 
 from dofbench.cli import components, plots, results, run, theory
+from dofbench.cli.common import db_option, plugin_option
 from dofbench.errors import DofbenchError
 from dofbench.run.host import Host
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
-@click.option("--plugin", "plugins", multiple=True, metavar="MODULE",
-              help="Load a plugin module (importable name or path to a .py file); repeatable. "
-                   "Also: DOFBENCH_PLUGINS=mod1,mod2.")
+@plugin_option
+@db_option
 @click.version_option(package_name="dofbench")
 @click.pass_context
-def cli(ctx: click.Context, plugins: tuple[str, ...]) -> None:
+def cli(ctx: click.Context, db: str | None) -> None:
     """dofbench: how many degrees of freedom does a network need to train?
 
     Run standard suites of DOF-reduction methods (random, burn-in and lottery subspaces, lottery
-    tickets, pruning), store every trial in DuckDB, and query the success probabilities and
-    threshold training dimensions d* with SQL.
+    tickets, pruning), store every trial in DuckDB, compare the methods' threshold training
+    dimensions d* and query everything with SQL. `dofbench list suites` to start; --plugin and
+    --db go before or after the command.
     """
     ctx.ensure_object(dict)
+    ctx.obj["db"] = db
     if "host" not in ctx.obj:
-        ctx.obj["host"] = Host(list(plugins))
+        ctx.obj["host"] = Host(list(ctx.obj.get("plugins", [])))
 
 
 def _prescan_plugins(argv: list[str]) -> list[str]:
@@ -56,6 +58,10 @@ def main(argv: list[str] | None = None) -> None:
         click.echo("Aborted.", err=True)
         sys.exit(130)
     except click.UsageError as exc:  # one line, with where to read more (not click's usage block)
+        if isinstance(exc, click.exceptions.NoSuchOption) and exc.option_name in ("--plugin", "--db"):
+            # a plugin's own command, which does not take the shared options after it
+            exc.message = (exc.message.rstrip(".") + f"; this command takes {exc.option_name} before it: "
+                           f"dofbench {exc.option_name} VALUE COMMAND …")
         where = exc.ctx.command_path if exc.ctx is not None else "dofbench"
         click.echo(f"Error: {' '.join(exc.format_message().split())} (see `{where} --help`)", err=True)
         sys.exit(exc.exit_code)
@@ -80,5 +86,6 @@ def main(argv: list[str] | None = None) -> None:
 
 
 for _command in (run.run, run.validate, components.plugins, components.list_, components.show,
-                 results.leaderboard, results.query, results.migrate, plots.plot, plots.report, theory.theory):
+                 results.compare, results.leaderboard, results.query, results.migrate, plots.plot, plots.report,
+                 theory.theory):
     cli.add_command(_command)

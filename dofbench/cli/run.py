@@ -6,15 +6,16 @@ import sys
 
 import click
 
-from dofbench.cli.common import db_option, format_option, session
+from dofbench.cli.common import db_option, format_option, plugin_option, session, table_width, wide_option
 from dofbench.errors import DofbenchError
 
 
 @click.command()
-@click.argument("suites", nargs=-1, required=True)
+@click.argument("suites", nargs=-1)
 @click.option("--config", type=click.Path(), default=None,
               help="Suites file (default: the packaged benchmarks.toml).")
 @db_option
+@plugin_option
 @click.option("--force", is_flag=True, help="Rerun trials that are already stored.")
 @click.option("--retry-failed", is_flag=True, help="Rerun trials stored as failed.")
 @click.option("--dry-run", is_flag=True, help="Validate and show what would run; run and write nothing.")
@@ -34,12 +35,13 @@ from dofbench.errors import DofbenchError
 @click.option("--data-root", type=click.Path(file_okay=False), default=None,
               help="Where on-disk datasets live (default: $DOFBENCH_DATA).")
 @click.option("--download", is_flag=True, help="Allow datasets to be downloaded (needs a network).")
-@click.option("--no-progress", is_flag=True, help="Hide the progress bar.")
+@click.option("--no-progress", is_flag=True, help="Hide the progress bar (trials done, elapsed, ETA).")
 @format_option()
+@wide_option
 @click.pass_context
 def run(ctx, suites, config, db, force, retry_failed, dry_run, device, executor, workers, scheduler,
-        max_trials, time_budget, data_root, download, no_progress, fmt):
-    """Run SUITES (names in the suites file); print the leaderboard at the end.
+        max_trials, time_budget, data_root, download, no_progress, fmt, wide):
+    """Run SUITES (names in the suites file; without one, list them); print the leaderboard at the end.
 
     Trials already stored are skipped, so an interrupted run (Ctrl-C, SIGTERM, a killed machine)
     is finished by running the same command again. Exit codes: 0 every trial ran (a diverged
@@ -48,8 +50,15 @@ def run(ctx, suites, config, db, force, retry_failed, dry_run, device, executor,
     `--retry-failed` reruns them), 4 the executor could not go on (a Dask cluster with no workers
     left: what finished is stored), 130 / 143 interrupted by SIGINT / SIGTERM."""
     s = session(ctx, db=db, config=config, device=device, data_root=data_root, download=download)
+    width = table_width(wide)
+    if not suites:
+        click.echo(s.suites().render(width=width))
+        click.echo(f"name one or more suites: dofbench run SUITE… (these are the suites of "
+                   f"{config or 'the packaged benchmarks.toml'}; --config FILE for your own; "
+                   f"`dofbench list suites` lists them)", err=True)
+        sys.exit(2)
     if dry_run:
-        click.echo(s.plan(suites, force=force).render(fmt))
+        click.echo(s.plan(suites, force=force).render(fmt, width=width))
         return
     summaries = s.run(suites, force=force, retry_failed=retry_failed, executor=executor, workers=workers,
                       scheduler=scheduler, max_trials=max_trials, time_budget=parse_duration(time_budget),
@@ -60,7 +69,7 @@ def run(ctx, suites, config, db, force, retry_failed, dry_run, device, executor,
             click.echo(f"  {line}", err=True)
     names = [x.suite for x in summaries]
     for name in names:
-        click.echo(s.leaderboard(name).render(fmt))
+        click.echo(s.leaderboard(name).render(fmt, width=width))
     stopped = [x for x in summaries if x.interrupted]
     if stopped:
         sys.exit(143 if stopped[0].signal == "SIGTERM" else 130)
@@ -92,12 +101,14 @@ def parse_duration(text: str | None) -> float | None:
 
 @click.command()
 @click.argument("file", required=False, type=click.Path())
+@plugin_option
+@wide_option
 @click.pass_context
-def validate(ctx, file):
+def validate(ctx, file, wide):
     """Validate a suites FILE (default: the packaged benchmarks.toml) without running it."""
     table, problems = session(ctx).validate(file)
     if len(table):
-        click.echo(table.render())
+        click.echo(table.render(width=table_width(wide)))
     click.echo(f"{len(table)} suites valid" + (f", {len(problems)} problems:" if problems else ""), err=True)
     if problems:
         raise DofbenchError("\n".join(problems))

@@ -15,6 +15,7 @@ import warnings
 from pathlib import Path
 from typing import Any, Iterable
 
+from dofbench.config.identity import identity_label
 from dofbench.config.runtime import Runtime
 from dofbench.config.suites import default_config_path, load_suite_file
 from dofbench.engine.flat import count_params
@@ -97,8 +98,9 @@ class Session:
             warnings.warn(f"plugin {rec.name} ({rec.source}) failed to load: {rec.error}", stacklevel=2)
 
     def plan(self, suites: Iterable[str], *, force: bool = False) -> Table:
-        """What ``run`` would do, without running or writing anything (``--dry-run``); checks what
-        ``run`` checks first (device, plugins, every suite)."""
+        """What ``run`` would do, without running or writing anything (``--dry-run``): per task of
+        each suite, its D, the methods, dims and seeds, its trials and how many of them would run.
+        Checks what ``run`` checks first (device, plugins, every suite)."""
         resolve_device(self.runtime.device)
         self.check_plugins()
         rows = []
@@ -106,10 +108,13 @@ class Session:
             ids = list(dict.fromkeys(t.trial_id for t in suite.trials))
             done = set() if force else self.store.done_ids(ids)
             for task in suite.tasks:
-                rows.append((suite.name, task.model.name, task.dataset.name, task.total_params,
-                             len(suite.spec.methods), len(suite.spec.dims), len(suite.spec.seed_list())))
-            rows.append((suite.name, "(all)", "", None, None, len(ids), len(ids) - len(done & set(ids))))
-        return Table(["suite", "model", "dataset", "D", "methods", "dims|trials", "seeds|to_run"], rows)
+                mine = list(dict.fromkeys(t.trial_id for t in suite.trials
+                                          if (t.model, t.dataset) == (task.model, task.dataset)))
+                rows.append((suite.name, _label(task.model.name, task.model_identity),
+                             _label(task.dataset.name, task.dataset_identity), task.total_params,
+                             len(suite.spec.methods), len(suite.spec.dims), len(suite.spec.seed_list()),
+                             len(mine), len([t for t in mine if t not in done])))
+        return Table(["suite", "model", "dataset", "D", "methods", "dims", "seeds", "trials", "to_run"], rows)
 
     def validate(self, config: str | os.PathLike | None = None) -> tuple[Table, list[str]]:
         """Validate every suite of a file (default: the session's config) without running: the
@@ -129,10 +134,49 @@ class Session:
                          ", ".join(f"{t.model.name}/{t.dataset.name} D={t.total_params}" for t in s.tasks)))
         return Table(["suite", "trials", "tasks"], rows), problems
 
+    def suites(self, config: str | os.PathLike | None = None) -> Table:
+        """The suites of a file (default: the session's config, else the packaged benchmarks.toml)
+        with their descriptions, trial counts and, where the store has them, the trials stored."""
+        path = config or self.config
+        suite_file = load_suite_file(path)
+        stored = {}
+        if self.store.path.exists():
+            stored = queries.suite_trial_counts(self.store)
+        rows = []
+        for name in sorted(suite_file.suites):
+            spec = suite_file.suites[name]
+            try:
+                trials: Any = len(set(t.trial_id for t in resolve([name], path, self.host)[0].trials))
+            except DofbenchError as exc:  # one broken suite must not hide the others
+                trials = f"invalid: {exc}"
+            done = stored.get(name)
+            rows.append((name, trials, done[1] if done else None, spec.description))
+        return Table(["suite", "trials", "stored", "description"], rows)
+
     # ------------------------------------------------------------------ reading
     def query(self, sql: str, params: list[Any] | None = None) -> Table:
+        """Read-only SQL on the store; a Table (``.to_pandas()``, ``.records()``; shows as HTML in a
+        notebook). Every column the query names is kept, empty or not."""
         cols, rows = self.store.query(sql, params)
-        return Table(cols, rows)
+        return Table(cols, rows, hide_empty=False)
+
+    def compare(self, suite: str | None = None):
+        """The methods × ε table of d* (with its interval and d*/D) per task and the reading: how
+        many times fewer dimensions the best method needs than the yardstick (random subspaces).
+        A :class:`~dofbench.results.compare.Comparison` (``.render()``, ``.to_pandas()``, HTML in a
+        notebook)."""
+        from dofbench.results.compare import comparison
+
+        self._check_suite(suite)
+        return comparison(self.store, suite)
+
+    def _check_suite(self, suite: str | None) -> None:
+        if suite is None:
+            return
+        stored = queries.stored_suite_list(self.store)
+        if suite not in stored:
+            raise DofbenchError(f"--suite {suite!r}: no such suite in {self.store.path}; stored: "
+                                f"{', '.join(stored) or 'none'}")
 
     def leaderboard(self, suite: str | None = None) -> Table:
         """d* per method, ranked within each task and ε."""
@@ -150,13 +194,21 @@ class Session:
         with self.store.read() as con:
             return compare(con, suite)
 
-    def plot(self, kinds: Iterable[str], suite: str | None = None, out_dir: str | os.PathLike = "plots",
-             formats: tuple[str, ...] = ("png", "svg"), skip_empty: bool = False) -> list:
-        """Draw plot kinds (dofbench.report.plots.PLOT_KINDS) from the store into ``out_dir``; each returned
-        Plot carries the files written and the data drawn."""
-        from dofbench.report.plots import render
+    def plot(self, kinds: str | Iterable[str] = "all", suite: str | None = None,
+             out_dir: str | os.PathLike | None = None, formats: tuple[str, ...] = ("png", "svg"),
+             skip_empty: bool | None = None):
+        """Draw plot kinds (``dofbench.report.plots.PLOT_KINDS``, or ``"all"``: those with data) from
+        the store. Each :class:`~dofbench.report.plots.Plot` holds its matplotlib ``figure``, the data
+        drawn (``panels``) and, with ``out_dir``, the files written; it displays inline in a notebook
+        and ``plot.save(path)`` writes it. One kind given as a string returns one Plot, otherwise a
+        list (``Plots``, which shows every figure)."""
+        from dofbench.report.plots import PLOT_KINDS, render
 
-        return render(self.store, list(kinds), suite, out_dir, formats, skip_empty=skip_empty)
+        single = isinstance(kinds, str) and kinds != "all"
+        wanted = list(PLOT_KINDS) if kinds == "all" else [kinds] if isinstance(kinds, str) else list(kinds)
+        skip = (kinds == "all") if skip_empty is None else skip_empty
+        plots = render(self.store, wanted, suite, out_dir, formats, skip_empty=skip)
+        return plots[0] if single and len(plots) == 1 else plots
 
     def report(self, suite: str, out_dir: str | os.PathLike) -> dict[str, Path]:
         """Write report.html (self-contained) and report.md for a suite; return their paths."""
@@ -252,6 +304,10 @@ def _jsonable(v: Any) -> Any:
         return str(v)
 
 
+def _label(name: str, identity: dict[str, Any]) -> str:
+    return identity_label(name, identity)
+
+
 def _kind(kind: str) -> str:
     k = kind.rstrip("s") if kind.endswith("s") else kind
     if k not in COMPONENT_HOOKS:
@@ -271,11 +327,15 @@ def query(sql: str, db=None, **kwargs) -> Table:
     return Session(db, **kwargs).query(sql)
 
 
+def compare(suite: str | None = None, db=None, **kwargs):
+    return Session(db, **kwargs).compare(suite)
+
+
 def leaderboard(suite: str | None = None, db=None, **kwargs) -> Table:
     return Session(db, **kwargs).leaderboard(suite)
 
 
-def validate(config=None, **kwargs) -> Table:
+def validate(config=None, **kwargs) -> tuple[Table, list[str]]:
     return Session(config=config, **kwargs).validate()
 
 

@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import click
 
-from dofbench.cli.common import session
+from dofbench.cli.common import plugin_option, session
 from dofbench.run.predictions import quadratic_table, hessian_predictions, quadratic_rows, suite_predictions
 
 
 @click.group()
 def theory() -> None:
-    """Predict d*(ε) from the geometry (Gordon's escape theorem; methods.md §7), without training."""
+    """Predict d*(ε) from the geometry (Gordon's escape theorem; docs/methods.md, Theory), without training."""
 
 
 @theory.command()
@@ -39,6 +39,7 @@ def quadratic(D, spectrum, k, lambda_k, lambda_rest, lambda_max, alpha, R, epsil
 
 @theory.command()
 @click.argument("suite_name", metavar="SUITE")
+@plugin_option
 @click.option("--config", type=click.Path(), default=None, help="Suites file.")
 @click.option("--db", type=click.Path(), default=None, help="Results store.")
 @click.option("--samples", type=click.IntRange(min=10), default=400, show_default=True)
@@ -56,6 +57,7 @@ def suite(ctx, suite_name, config, db, samples, seed, no_write, fmt):
 
 @theory.command()
 @click.argument("suite_name", metavar="SUITE")
+@plugin_option
 @click.option("--config", type=click.Path(), default=None, help="Suites file.")
 @click.option("--db", type=click.Path(), default=None, help="Results store.")
 @click.option("--epsilon", "epsilons", type=click.FloatRange(min=0, min_open=True), multiple=True,

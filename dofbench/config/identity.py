@@ -25,3 +25,11 @@ def derive_seed(purpose: str, *parts: Any) -> int:
     """A 63-bit seed for ``purpose`` from the given spec parts."""
     digest = hashlib.blake2b(canonical_json([purpose, *parts]).encode(), digest_size=8).digest()
     return int.from_bytes(digest, "little") & ((1 << 63) - 1)
+
+
+def identity_label(name: str, changed: dict[str, Any] | None) -> str:
+    """How a component is shown: ``name``, or ``name[k=v,…]`` with the parameters that differ from
+    their defaults (its part of the trial's identity), e.g. ``mlp[hidden=[32]]``."""
+    if not changed:
+        return name
+    return name + "[" + ",".join(f"{k}={canonical_json(v)}" for k, v in sorted(changed.items())) + "]"

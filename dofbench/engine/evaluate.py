@@ -1,5 +1,14 @@
 """Full-set evaluations of K networks at once (K = 1: one trial) and the summary of a trial's
-evaluations: final and best values of every metric on the train and test splits."""
+evaluations: final and best values of every metric on the train and test splits.
+
+A metric is evaluated one of two ways. The built-ins (loss, accuracy) are *additive*: each chunk
+of examples adds its sum (``batch_sum``/``stacked_sum``, K sums at once) and the value is the
+total over the split's size — the fast path. A metric whose ``accumulator(k, info)`` returns an
+object is *stateful* (expected calibration error, AUROC, F1: torchmetrics through
+:class:`dofbench.plugin.TorchMetric`): the accumulator sees every chunk's outputs of the K networks
+(``update(outputs, targets)``, outputs K × chunk × …) and gives the K values at the end
+(``compute()``), whatever the chunk size.
+"""
 
 from __future__ import annotations
 
@@ -50,16 +59,33 @@ def _evaluate_splits(forward: Callable[[torch.Tensor], torch.Tensor], k: int, da
         n = len(y)
         if n == 0:
             continue
-        sums = {m.name: torch.zeros(k, dtype=torch.float64) for m in metrics}
+        stateful = {m.name: acc for m in metrics if (acc := accumulator(m, k, data)) is not None}
+        additive = [m for m in metrics if m.name not in stateful]
+        sums = {m.name: torch.zeros(k, dtype=torch.float64) for m in additive}
         for i in range(0, n, batch_size):
             xb, yb = x[i:i + batch_size], y[i:i + batch_size]
             outputs = forward(xb)
-            for m in metrics:
+            for m in additive:
                 sums[m.name] += _metric_sums(m, outputs, yb, loss_fn).detach().double().cpu()
+            for acc in stateful.values():
+                acc.update(outputs.detach(), yb)
         for name, s in sums.items():
             for j, v in enumerate((s / n).tolist()):
                 out[j][f"{split}_{name}"] = v
+        for name, acc in stateful.items():
+            values = list(acc.compute())
+            if len(values) != k:
+                raise ValueError(f"metric {name!r}: its accumulator computed {len(values)} values for {k} networks")
+            for j, v in enumerate(values):
+                out[j][f"{split}_{name}"] = float(v)
     return out
+
+
+def accumulator(m, k: int, data: DataBundle):
+    """The stateful accumulator of metric ``m`` for ``k`` networks on ``data``, or None for an
+    additive metric (one without ``accumulator``, or whose ``accumulator`` returns None)."""
+    make = getattr(m, "accumulator", None)
+    return make(k, data.info) if callable(make) else None
 
 
 def _metric_sums(m, outputs: torch.Tensor, yb: torch.Tensor, loss_fn: Callable) -> torch.Tensor:

@@ -2,7 +2,8 @@
 
 - hooks: :data:`hookimpl` and the specifications in :mod:`dofbench.plugin.hookspecs`;
 - component bases: :class:`Model`, :class:`Dataset`, :class:`Method`, :class:`Metric` (and
-  :class:`FunctionMetric`), their :class:`Params` base and :class:`NoParams`;
+  :class:`FunctionMetric`; :class:`TorchMetric` for torchmetrics metrics), their :class:`Params`
+  base and :class:`NoParams`;
 - what a method works with: :class:`MethodContext` in, :class:`Reparam` /
   :class:`AffineReparam` (or a :class:`TrainOutcome` from ``train``) out;
 - the toolkit: the flat network (:class:`FlatNet`), projections, the optimizers' params, full-space
@@ -33,13 +34,13 @@ from dofbench.engine.projections import (
 from dofbench.engine.reparam import AffineReparam, MethodContext, Reparam, TrainOutcome
 from dofbench.errors import DivergedError, DofbenchError, ExecutorLost
 from dofbench.plugin import hookspecs
-from dofbench.plugin.components import Component, Dataset, FunctionMetric, Method, Metric, Model
+from dofbench.plugin.components import Component, Dataset, FunctionMetric, Method, Metric, Model, TorchMetric
 from dofbench.plugin.executor import Executor, ExecutorFactory
 from dofbench.plugin.hookspecs import hookimpl
 
 __all__ = [
     "hookimpl", "hookspecs",
-    "Component", "Model", "Dataset", "Method", "Metric", "FunctionMetric", "Params", "NoParams",
+    "Component", "Model", "Dataset", "Method", "Metric", "FunctionMetric", "TorchMetric", "Params", "NoParams",
     "MethodContext", "Reparam", "AffineReparam", "TrainOutcome",
     "DataBundle", "DatasetInfo", "PreprocessParams", "preprocess", "resolve_root", "stratified_subsample",
     "shuffle_labels", "n_train_after", "n_test_after",

@@ -15,6 +15,7 @@ from typing import Any, Callable, ClassVar
 import torch
 
 from dofbench.config.schemas import NoParams, Params
+from dofbench.errors import DofbenchError
 from dofbench.engine.loop import MAX_GROUP
 from dofbench.engine.data import DataBundle, DatasetInfo
 from dofbench.engine.reparam import MethodContext, Reparam
@@ -90,6 +91,9 @@ class Method(Component):
     baseline: ClassVar[bool] = False
     """True for the full-training baseline (it trains all D parameters): a suite that runs it
     compares the other methods with it (Li et al.'s d_int90 in the leaderboard)."""
+    yardstick: ClassVar[bool] = False
+    """True for the method every other is measured against in comparisons (``dofbench compare``,
+    the report's first table): "how many times fewer dimensions than random subspaces"."""
 
     def fixed_dim(self, params: Params, total_params: int) -> int | None:
         """A method that always trains a fixed number of scalars (e.g. full training) returns it;
@@ -130,8 +134,10 @@ class Method(Component):
 
 # --------------------------------------------------------------------------------------- metrics
 class Metric(Component):
-    """An additive evaluation metric: ``batch_sum(outputs, targets)`` returns the sum over the
-    batch; the value on a split is the total divided by the number of examples. ``tasks``: the
+    """An evaluation metric, additive by default: ``batch_sum(outputs, targets)`` returns the sum
+    over the batch; the value on a split is the total divided by the number of examples (the fast
+    path of the built-ins). A metric that is not a mean over examples (calibration error, AUROC,
+    F1) overrides :meth:`accumulator` instead, or is a :class:`TorchMetric`. ``tasks``: the
     dataset tasks it applies to. A metric that declares ``task_loss = True`` is the task's own
     training loss: it is evaluated with the loss function the trial trains on (the dataset's, e.g.
     a quadratic well's, else cross-entropy), not with its ``batch_sum``."""
@@ -142,6 +148,13 @@ class Metric(Component):
     task_loss: bool = False
     range: tuple[float, float] | None = None  # the values it can take: ε outside is refused
 
+    def accumulator(self, k: int, info: DatasetInfo) -> Any:
+        """None for an additive metric (the default). A stateful metric returns an object with
+        ``update(outputs, targets)`` — called once per evaluation chunk with the outputs of the K
+        networks evaluated together (K × chunk × …; K = 1 for a single trial) and the chunk's
+        targets — and ``compute()``, the K values over the whole split."""
+        return None
+
     def batch_sum(self, outputs: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:  # pragma: no cover
         raise NotImplementedError
 
@@ -150,6 +163,56 @@ class Metric(Component):
         tensor of K sums. The default vmaps ``batch_sum``; override with a direct form when
         seeds trained together should evaluate cheaply."""
         return torch.func.vmap(self.batch_sum, in_dims=(0, None))(outputs, targets)
+
+
+class _TorchAccumulator:
+    """K torchmetrics states, one per stacked network; each chunk updates all of them."""
+
+    def __init__(self, name: str, metrics: list[Any], transform: Callable | None):
+        self.name, self.metrics, self.transform = name, metrics, transform
+        self._device: Any = None
+
+    def update(self, outputs: torch.Tensor, targets: torch.Tensor) -> None:
+        if self._device != outputs.device:
+            self.metrics = [m.to(outputs.device) for m in self.metrics]
+            self._device = outputs.device
+        for m, o in zip(self.metrics, outputs):
+            m.update(self.transform(o) if self.transform else o, targets)
+
+    def compute(self) -> list[float]:
+        out = []
+        for m in self.metrics:
+            value = torch.as_tensor(m.compute())
+            if value.numel() != 1:
+                raise DofbenchError(f"metric {self.name!r}: compute() returned a tensor of shape {tuple(value.shape)}; "
+                                    "a dofbench metric is one number (e.g. average='macro')")
+            out.append(float(value))
+        return out
+
+
+@dataclass
+class TorchMetric(Metric):
+    """A metric from torchmetrics (or any object with ``update(preds, target)``, ``compute()`` and
+    ``to(device)``) as a dofbench metric: ``factory(info)`` builds a fresh one for a dataset
+    (``info.num_classes``, ``info.input_shape``), one per network evaluated, updated chunk by
+    chunk with the network's outputs (the logits, or ``transform(outputs)``) and computed over the
+    whole split. Seeds trained together get one state each. Values are stored like any metric's:
+    ``train_NAME``, ``best_test_NAME`` …, usable as a suite's threshold metric."""
+
+    name: str = ""
+    factory: Callable[[DatasetInfo], Any] | None = None
+    higher_is_better: bool = True
+    description: str = ""
+    tasks: tuple[str, ...] = ("classification",)
+    transform: Callable[[torch.Tensor], torch.Tensor] | None = None
+
+    def accumulator(self, k: int, info: DatasetInfo) -> _TorchAccumulator:
+        if self.factory is None:
+            raise DofbenchError(f"metric {self.name!r}: TorchMetric needs a factory(info) that builds the metric")
+        return _TorchAccumulator(self.name, [self.factory(info) for _ in range(k)], self.transform)
+
+    def batch_sum(self, outputs, targets):
+        raise DofbenchError(f"metric {self.name!r} is not additive: it is evaluated through its accumulator")
 
 
 @dataclass

@@ -17,6 +17,7 @@ class Executor:
 
     name = "executor"
     max_in_flight = 1
+    workers: int | None = 1  # groups it runs at once (None: unknown), as the store's `runs` records it
 
     def submit(self, specs: list[Any]) -> "Future[list[Any]]":  # pragma: no cover - interface
         raise NotImplementedError

@@ -1,9 +1,10 @@
 """A shareable report of one suite, drawn from the store: ``report.html`` (self-contained, figures
 embedded as base64 PNG) and ``report.md`` (figures next to it under ``figures/``).
 
-Sections: the suite's settings, the leaderboard, the comparison with published references, every
-plot kind that has data, and the environment (versions and devices that produced the results,
-and the versions that wrote the report).
+Sections: the comparison (methods × ε table of d* and its reading, as ``dofbench compare``), the
+suite's settings, its runs (wall time next to the compute the trials summed), the leaderboard, the
+comparison with published references, every plot kind that has data, and the environment
+(versions and devices that produced the results, and the versions that wrote the report).
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ import datetime as _dt
 import html
 import json
 import platform
+import re
 from pathlib import Path
 from typing import Any
 
@@ -20,11 +22,14 @@ from dofbench.engine.result import dofbench_version
 from dofbench.errors import DofbenchError
 from dofbench.report.plots import PLOT_KINDS, Plot, render
 from dofbench.results import queries
+from dofbench.results.compare import Comparison, comparison
 from dofbench.results.references import compare, references_table
 from dofbench.results.store import Store
-from dofbench.results.table import Table, cell_text
+from dofbench.results.table import Table
 
 FIGURES = "figures"
+COMPARISON_TEXT = ("The threshold training dimension d* of every method at every success level ε, with its "
+                   "interval and d*/D, per task; the same table as `dofbench compare`.")
 
 
 def collect(store: Store, suite: str, out_dir: Path) -> dict[str, Any]:
@@ -35,10 +40,12 @@ def collect(store: Store, suite: str, out_dir: Path) -> dict[str, Any]:
             known = queries.defined_suites(con)
             raise DofbenchError(f"suite {suite!r}: not in {store.path}; stored suites: {', '.join(known) or 'none'}")
         thresholds = queries.suite_thresholds(con, suite)
-        status = Table(["status", "trials", "wall_s"], queries.status_counts(con, suite))
+        status = Table(["status", "trials", "compute_s"], queries.status_counts(con, suite))
+        runs = queries.runs(con, suite)
         env = queries.environments(con, suite)
         refs = references_table(con)
-        comparison = compare(con, suite)
+        references_cmp = compare(con, suite)
+    methods: Comparison = comparison(store, suite)
     plots = render(store, PLOT_KINDS, suite, out_dir / FIGURES, formats=("png",), skip_empty=True)
     produced = Table(["versions", "device", "trials"],
                      [(", ".join(f"{k} {v}" for k, v in json.loads(v or "{}").items()), dev, n) for v, dev, n in env])
@@ -48,7 +55,8 @@ def collect(store: Store, suite: str, out_dir: Path) -> dict[str, Any]:
         "thresholds": {"metric": thresholds[0]["metric"] if thresholds else None,
                        "epsilons": [t["epsilon"] for t in thresholds],
                        "delta": thresholds[0]["delta"] if thresholds else None},
-        "status": status, "leaderboard": queries.leaderboard(store, suite), "comparison": comparison,
+        "status": status, "runs": runs, "leaderboard": queries.leaderboard(store, suite), "comparison": references_cmp,
+        "methods": methods,
         "references": refs, "plots": plots, "produced_by": produced, "report_env": report_environment(),
         "generated_at": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
     }
@@ -63,6 +71,31 @@ def report_environment() -> dict[str, str]:
     return {"dofbench": dofbench_version(), "python": platform.python_version(), "torch": torch.__version__,
             "numpy": numpy.__version__, "duckdb": duckdb.__version__, "matplotlib": matplotlib.__version__,
             "platform": platform.platform(), "cuda": torch.version.cuda if torch.cuda.is_available() else "not available"}
+
+
+def runs_table(runs: list[dict[str, Any]]) -> Table:
+    return Table(["started_at", "wall_s", "executor", "workers", "ran", "skipped", "compute_s", "stopped"],
+                 [(str(r["started_at"])[:19], round(r["wall_s"] or 0.0, 1), r["executor"], r["workers"],
+                   (r["ok"] or 0) + (r["diverged"] or 0) + (r["failed"] or 0), r["skipped"],
+                   round(r["compute_s"] or 0.0, 1), r["stopped"]) for r in runs])
+
+
+def time_line(data: dict[str, Any]) -> str:
+    """The run's wall time next to the summed compute of its trials."""
+    compute = sum(r[2] or 0.0 for r in data["status"].rows)
+    runs = data["runs"]
+    if not runs:
+        return (f"Trials' summed compute: {compute:,.1f} s (no run of this suite is recorded in the store, "
+                "so its wall time is unknown; trials shared with another suite count where they ran).")
+    wall = sum(r["wall_s"] or 0.0 for r in runs)
+    ran_compute = sum(r["compute_s"] or 0.0 for r in runs)
+    last = runs[-1]
+    how = last["executor"] + (f", {last['workers']} workers" if last["workers"] else "")
+    speed = f", {ran_compute / wall:.1f}× the wall time" if wall > 0 and ran_compute > 0 else ""
+    plural = "s" if len(runs) != 1 else ""
+    return (f"Wall time: {wall:,.1f} s over {len(runs)} run{plural} (last: {last['wall_s']:,.1f} s, {how}); "
+            f"the trials these runs stored summed {ran_compute:,.1f} s of compute{speed}. "
+            f"All of the suite's stored trials: {compute:,.1f} s of compute.")
 
 
 def write_report(store: Store, suite: str, out_dir: str | Path) -> dict[str, Path]:
@@ -90,9 +123,13 @@ def _settings_lines(data: dict[str, Any]) -> list[tuple[str, str]]:
 
 
 def render_markdown(data: dict[str, Any], out: Path) -> str:
-    lines = [f"# dofbench report: {data['suite']}", "", f"Generated {data['generated_at']}.", "", "## Suite", ""]
+    lines = [f"# dofbench report: {data['suite']}", "", f"Generated {data['generated_at']}.", "",
+             "## Comparison", "", COMPARISON_TEXT, "", data["methods"].render("markdown"), "", "## Suite", ""]
     lines += [f"- **{k}**: {v}" for k, v in _settings_lines(data)]
-    lines += ["", data["status"].render("markdown"), "", "## Leaderboard", "",
+    lines += ["", data["status"].render("markdown"), "", "### Runs", "", time_line(data), ""]
+    if data["runs"]:
+        lines += [runs_table(data["runs"]).render("markdown"), ""]
+    lines += ["## Leaderboard", "",
               "Ranked within each task and ε by d*, ties broken by d*/D, then the width of d*'s interval.", "",
               data["leaderboard"].render("markdown") if len(data["leaderboard"]) else "_no results_", "",
               "## Published references", ""]
@@ -128,15 +165,19 @@ table{border-collapse:collapse;font-size:.85em;margin:.6em 0}th,td{border:1px so
 th{background:#f2f2f2}tr:nth-child(even) td{background:#fafafa}code{background:#f4f4f4;padding:0 3px}
 img{max-width:100%;border:1px solid #eee}dl{display:grid;grid-template-columns:max-content auto;gap:2px 12px}
 dt{font-weight:600}dd{margin:0}.muted{color:#777}
+table.compare{font-size:.95em}table.compare td{text-align:right;white-space:nowrap}td{white-space:nowrap}
+.lifted{font-size:.9em;margin-bottom:.2em}
+table.compare tbody th{background:none;font-weight:600}.reading{font-weight:500;max-width:60em}
 """
 
 
-def _html_table(t: Table) -> str:
-    if not len(t):
-        return '<p class="muted">no rows</p>'
-    head = "".join(f"<th>{html.escape(c)}</th>" for c in t.columns)
-    body = "".join("<tr>" + "".join(f"<td>{html.escape(cell_text(v))}</td>" for v in r) + "</tr>" for r in t.rows)
-    return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
+def _code(escaped: str) -> str:
+    """`x` spans of an escaped text as <code>x</code>."""
+    return re.sub(r"`([^`]+)`", r"<code>\1</code>", escaped)
+
+
+def _html_table(t: Table, lift_constant: bool = False) -> str:
+    return t.to_html(lift_constant=lift_constant)
 
 
 def _img(p: Plot) -> str:
@@ -152,12 +193,17 @@ def render_html(data: dict[str, Any]) -> str:
     parts = [f"<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'><title>dofbench report: {e(data['suite'])}"
              f"</title><style>{_CSS}</style></head><body>",
              f"<h1>dofbench report: {e(data['suite'])}</h1>",
-             f"<p class='muted'>Generated {e(data['generated_at'])}.</p>", "<h2>Suite</h2><dl>"]
+             f"<p class='muted'>Generated {e(data['generated_at'])}.</p>",
+             "<h2 id='comparison'>Comparison</h2>", f"<p>{_code(e(COMPARISON_TEXT))}</p>", data["methods"].to_html(),
+             "<h2>Suite</h2><dl>"]
     parts += [f"<dt>{e(k)}</dt><dd><code>{e(v)}</code></dd>" if k not in ("description",) else
               f"<dt>{e(k)}</dt><dd>{e(v)}</dd>" for k, v in _settings_lines(data)]
-    parts += ["</dl>", _html_table(data["status"]), "<h2>Leaderboard</h2>",
+    parts += ["</dl>", _html_table(data["status"]), "<h3>Runs</h3>", f"<p>{e(time_line(data))}</p>"]
+    if data["runs"]:
+        parts.append(_html_table(runs_table(data["runs"])))
+    parts += ["<h2>Leaderboard</h2>",
               "<p>Ranked within each task and ε by d*, ties broken by d*/D, then the width of d*'s interval.</p>",
-              _html_table(data["leaderboard"]), "<h2>Published references</h2>",
+              _html_table(data["leaderboard"], lift_constant=True), "<h2>Published references</h2>",
               "<p>Measured next to published where model, dataset, method and rule match; "
               "ratio = measured / published.</p>"]
     comp = data["comparison"]

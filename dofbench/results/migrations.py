@@ -4,10 +4,13 @@ opened for writing (so every store gets today's views, whatever version created 
 
 from __future__ import annotations
 
+import json
 from importlib.resources import files
 from typing import Callable
 
 import duckdb
+
+from dofbench.config.identity import identity_label
 
 
 # ----------------------------------------------------------------------------------- migrations
@@ -89,7 +92,6 @@ def _m003_references(con: duckdb.DuckDBPyConnection) -> None:
     con.execute("CREATE TABLE reference_registry (hash VARCHAR, loaded_at TIMESTAMPTZ)")
 
 
-# A store's version is the count of migrations applied: append new ones at the end.
 def _m004_suite_resolution(con: duckdb.DuckDBPyConnection) -> None:
     """A suite sees each of its trials with its own, current resolution of the component params.
 
@@ -121,9 +123,53 @@ def _m007_claims(con: duckdb.DuckDBPyConnection) -> None:
     con.execute("CREATE TABLE claims (trial_id VARCHAR PRIMARY KEY, owner VARCHAR, heartbeat TIMESTAMPTZ)")
 
 
+def _m008_labels(con: duckdb.DuckDBPyConnection) -> None:
+    """Migration 8: models and datasets are shown like methods, with their non-default params
+    (``mlp[hidden=[32]]``): ``trials.model_label`` and ``dataset_label``, written with each trial and
+    filled here from the identity in each stored trial's spec."""
+    con.execute("ALTER TABLE trials ADD COLUMN model_label VARCHAR")
+    con.execute("ALTER TABLE trials ADD COLUMN dataset_label VARCHAR")
+    rows = con.execute("SELECT trial_id, model, dataset, spec FROM trials").fetchall()
+    updates = []
+    for trial_id, model, dataset, spec in rows:
+        try:
+            identity = (json.loads(spec or "{}").get("identity") or {})
+        except ValueError:
+            identity = {}
+        updates.append([identity_label(model, identity.get("model")),
+                        identity_label(dataset, identity.get("dataset")), trial_id])
+    if updates:
+        con.executemany("UPDATE trials SET model_label = ?, dataset_label = ? WHERE trial_id = ?", updates)
+
+
+def _m009_yardstick(con: duckdb.DuckDBPyConnection) -> None:
+    """Migration 9: the method a suite's comparison measures the others against is marked on its
+    membership (``suite_trials.yardstick``), from the method's declaration (``Method.yardstick``).
+    Rows stored before: their suites knew one such method, the built-in ``random-subspace``;
+    rerunning a suite rewrites its membership from the declarations."""
+    con.execute("ALTER TABLE suite_trials ADD COLUMN yardstick BOOLEAN DEFAULT false")
+    con.execute("UPDATE suite_trials SET yardstick = EXISTS (SELECT 1 FROM trials t "
+                "WHERE t.trial_id = suite_trials.trial_id AND t.method = 'random-subspace')")
+
+
+def _m010_runs(con: duckdb.DuckDBPyConnection) -> None:
+    """Migration 10: one row per run of a suite (what ``dofbench run`` printed as its summary), so
+    the run's wall time can be shown next to the compute its trials summed."""
+    con.execute("""
+    CREATE TABLE runs (
+        suite VARCHAR, started_at TIMESTAMPTZ, finished_at TIMESTAMPTZ,
+        wall_s DOUBLE,               -- the run's own time, start to end
+        executor VARCHAR, workers INTEGER,
+        trials INTEGER, skipped INTEGER, ok INTEGER, diverged INTEGER, failed INTEGER,
+        compute_s DOUBLE,            -- summed wall_s of the trials this run stored
+        stopped VARCHAR              -- NULL, or the budget or signal that ended it early
+    )""")
+
+
+# A store's version is the count of migrations applied: append new ones at the end.
 MIGRATIONS: list[Callable[[duckdb.DuckDBPyConnection], None]] = [
     _m001_core, _m002_statistics, _m003_references, _m004_suite_resolution, _m005_baselines, _m006_tracebacks,
-    _m007_claims]
+    _m007_claims, _m008_labels, _m009_yardstick, _m010_runs]
 
 
 def schema_version(con: duckdb.DuckDBPyConnection) -> int:

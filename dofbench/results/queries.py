@@ -10,8 +10,8 @@ from typing import Any
 
 from dofbench.results.table import Table
 
-LEADERBOARD_COLUMNS = ("suite, model, dataset, label AS method, metric, epsilon, delta, d_star, "
-                       "d_star_lo, d_star_hi, d_int90, total_params, d_star_fraction, n_seeds, rank")
+LEADERBOARD_COLUMNS = ("suite, model_label AS model, dataset_label AS dataset, label AS method, metric, epsilon, "
+                       "delta, d_star, d_star_lo, d_star_hi, d_int90, total_params, d_star_fraction, n_seeds, rank")
 REFERENCE_COLUMNS = ("source", "id", "position", "citation", "url", "location", "paper_model", "model",
                      "model_params", "dataset", "dataset_params", "dataset_variant", "D", "method", "rule",
                      "rule_label", "metric", "fraction", "baseline", "epsilon", "delta", "value", "bound",
@@ -35,15 +35,52 @@ def leaderboard(store, suite: str | None = None) -> Table:
     where, params = _where_suite(suite)
     return Table(*store.query(
         f"SELECT {LEADERBOARD_COLUMNS} FROM leaderboard{where} "
-        "ORDER BY suite, model, dataset, metric, epsilon, rank, label", params))
+        "ORDER BY suite, model_label, dataset_label, metric, epsilon, rank, label", params))
 
 
 def success(store, suite: str | None = None) -> Table:
     """P_s per (suite, task, method, d, metric, ε)."""
     where, params = _where_suite(suite)
     return Table(*store.query(
-        f"SELECT suite, model, dataset, label AS method, d, metric, epsilon, n, successes, p_success "
-        f"FROM success{where} ORDER BY suite, model, dataset, label, metric, epsilon, d", params))
+        f"SELECT suite, model_label AS model, dataset_label AS dataset, label AS method, d, metric, epsilon, n, "
+        f"successes, p_success FROM success{where} ORDER BY suite, model_label, dataset_label, label, metric, epsilon, d",
+        params))
+
+
+def comparison_rows(store, suite: str | None = None) -> list[dict[str, Any]]:
+    """The leaderboard's rows for the methods × ε comparison (``dofbench compare``): every
+    (suite, task, method, ε) with d*, its interval, d*/D, the largest d run, whether the method is
+    the suite's yardstick, and how the suite's metric succeeds (higher or lower is better)."""
+    where, params = _where_suite(suite, "l.")
+    cols, found = store.query(
+        "SELECT l.suite, l.model, l.model_params, l.dataset, l.dataset_params, l.model_label, l.dataset_label, "
+        "l.method, l.params, l.label, l.metric, l.epsilon, l.delta, l.d_star, l.d_star_lo, l.d_star_hi, "
+        "l.total_params, l.d_star_fraction, l.min_d, l.max_d, l.n_seeds, l.rank, l.yardstick, "
+        "coalesce(th.higher_is_better, true) AS higher_is_better "
+        "FROM leaderboard l LEFT JOIN (SELECT suite, metric, any_value(higher_is_better) AS higher_is_better "
+        "FROM suite_thresholds GROUP BY suite, metric) th ON th.suite = l.suite AND th.metric = l.metric"
+        f"{where} ORDER BY l.suite, l.model_label, l.model_params, l.dataset_label, l.dataset_params, l.metric, "
+        "l.label, l.epsilon", params)
+    return [dict(zip(cols, r)) for r in found]
+
+
+def stored_suite_list(store) -> list[str]:
+    """Suites with trials in the store (through a Store)."""
+    return [r[0] for r in store.query("SELECT DISTINCT suite FROM suite_trials ORDER BY suite")[1]]
+
+
+def suite_trial_counts(store) -> dict[str, tuple[int, int]]:
+    """Per suite in the store: (trials in its membership, those stored with status ok/diverged)."""
+    _, found = store.query(
+        "SELECT st.suite, count(*), count(t.trial_id) FILTER (WHERE t.status IN ('ok', 'diverged')) "
+        "FROM suite_trials st LEFT JOIN trials t USING (trial_id) GROUP BY st.suite")
+    return {r[0]: (int(r[1]), int(r[2])) for r in found}
+
+
+def runs(con, suite: str) -> list[dict[str, Any]]:
+    """The recorded runs of a suite (table ``runs``), oldest first."""
+    return rows(con, "SELECT started_at, wall_s, executor, workers, trials, skipped, ok, diverged, failed, "
+                     "compute_s, stopped FROM runs WHERE suite = ? ORDER BY started_at", [suite])
 
 
 def trials_by_prefix(con, prefix: str, limit: int = 5) -> list[dict[str, Any]]:
@@ -100,15 +137,15 @@ _GROUP = "model, model_params, dataset, dataset_params, method, params"
 
 def success_rows(con, suite: str) -> list[dict[str, Any]]:
     """P_s per (task, method, metric, ε, d) of a suite, by ε and d."""
-    return rows(con, f"SELECT {_GROUP}, label, total_params, metric, epsilon, d, p_success FROM success "
-                     "WHERE suite = ? ORDER BY epsilon, d", [suite])
+    return rows(con, f"SELECT {_GROUP}, label, model_label, dataset_label, total_params, metric, epsilon, d, p_success "
+                     "FROM success WHERE suite = ? ORDER BY epsilon, d", [suite])
 
 
 def d_star_rows(con, suite: str, method: str | None = None) -> list[dict[str, Any]]:
     """d* per (task, method, metric, ε) of a suite (optionally of one method), by label and ε."""
     extra, params = (" AND method = ?", [method]) if method else ("", [])
-    return rows(con, f"SELECT {_GROUP}, label, metric, epsilon, d_star, max_d, total_params FROM leaderboard "
-                     f"WHERE suite = ?{extra} ORDER BY label, epsilon", [suite, *params])
+    return rows(con, f"SELECT {_GROUP}, label, model_label, dataset_label, metric, epsilon, d_star, max_d, total_params "
+                     f"FROM leaderboard WHERE suite = ?{extra} ORDER BY label, epsilon", [suite, *params])
 
 
 def prediction_rows(con, suite: str) -> list[dict[str, Any]]:
@@ -121,6 +158,8 @@ def metric_by_d(con, suite: str, metric: str) -> list[dict[str, Any]]:
     from the suite's 'ok' trials."""
     return rows(con, """
         SELECT t.model, t.model_params, t.dataset, t.dataset_params, t.label, t.d,
+               any_value(coalesce(t.model_label, t.model)) AS model_label,
+               any_value(coalesce(t.dataset_label, t.dataset)) AS dataset_label,
                any_value(t.total_params) AS total_params,
                avg(v) AS mean, stddev_samp(v) AS std, count(v) AS n
         FROM (SELECT *, TRY_CAST(json_extract_string(metrics, '$."' || ? || '"') AS DOUBLE) AS v FROM trials) t
@@ -134,6 +173,8 @@ def curve_rows(con, suite: str, split: str, metric: str) -> list[dict[str, Any]]
     """The mean over seeds of an evaluated ``split``/``metric`` per (task, method, d, step)."""
     return rows(con, """
         SELECT t.model, t.model_params, t.dataset, t.dataset_params, t.method, t.params, any_value(t.label) AS label,
+               any_value(coalesce(t.model_label, t.model)) AS model_label,
+               any_value(coalesce(t.dataset_label, t.dataset)) AS dataset_label,
                any_value(t.total_params) AS total_params, t.d, e.step, avg(e.value) AS mean, count(e.value) AS n
         FROM evals e JOIN trials t ON t.trial_id = e.trial_id JOIN suite_trials st ON st.trial_id = t.trial_id
         WHERE st.suite = ? AND e.split = ? AND e.metric = ? AND t.status IN ('ok', 'diverged')

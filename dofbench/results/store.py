@@ -22,7 +22,7 @@ from typing import Any, Iterator
 
 import duckdb
 
-from dofbench.config.identity import canonical_json
+from dofbench.config.identity import canonical_json, identity_label
 from dofbench.errors import DofbenchError
 from dofbench.results import references
 from dofbench.results.migrations import MIGRATIONS, create_views, migrate, schema_version
@@ -263,11 +263,13 @@ class Store:
     def register_suite(self, name: str, description: str, spec: dict[str, Any], source: str,
                        trial_ids: list[str], metric: str, epsilons: list[float], delta: float,
                        higher_is_better: bool, specs: dict[str, dict[str, Any]] | None = None,
-                       baselines: set[str] | frozenset[str] = frozenset()) -> None:
+                       baselines: set[str] | frozenset[str] = frozenset(),
+                       yardsticks: set[str] | frozenset[str] = frozenset()) -> None:
         """Record a suite's current definition: its spec, trial membership and thresholds.
         ``specs`` (trial id → resolved trial spec as JSON) gives the suite's resolution of each
         trial's params, which the views group by; ``baselines`` are the ids of trials of a method
-        that declares itself the full-training baseline (d_int90 compares with them)."""
+        that declares itself the full-training baseline (d_int90 compares with them); ``yardsticks``
+        those of a method that declares itself the yardstick of comparisons (``dofbench compare``)."""
         with self.write() as con:
             con.begin()
             con.execute("DELETE FROM suites WHERE suite = ?", [name])
@@ -277,9 +279,10 @@ class Store:
             if trial_ids:
                 specs = specs or {}
                 con.executemany(
-                    "INSERT INTO suite_trials (suite, trial_id, model_params, dataset_params, params, label, baseline) "
-                    "VALUES (?, ?, ?, ?, ?, ?, ?)",
-                    [[name, t, *_resolution(specs.get(t)), t in baselines] for t in dict.fromkeys(trial_ids)])
+                    "INSERT INTO suite_trials (suite, trial_id, model_params, dataset_params, params, label, baseline, "
+                    "yardstick) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                    [[name, t, *_resolution(specs.get(t)), t in baselines, t in yardsticks]
+                     for t in dict.fromkeys(trial_ids)])
             con.execute("DELETE FROM suite_thresholds WHERE suite = ?", [name])
             con.executemany("INSERT INTO suite_thresholds VALUES (?, ?, ?, ?, ?)",
                             [[name, metric, float(e), float(delta), higher_is_better] for e in epsilons])
@@ -294,6 +297,7 @@ class Store:
             "trial_id": result.trial_id, "suite": suite,
             "model": spec["model"]["name"], "dataset": spec["dataset"]["name"], "method": spec["method"]["name"],
             **dict(zip(("model_params", "dataset_params", "params", "label"), _resolution(spec))),
+            "model_label": component_label(spec, "model"), "dataset_label": component_label(spec, "dataset"),
             "d": spec["d"], "d_used": result.d_used, "total_params": result.total_params,
             "seed": spec["seed"], "status": result.status, "error": result.error, "traceback": result.traceback,
             **{c: _finite(metrics.get(c)) for c in METRIC_COLUMNS},
@@ -366,6 +370,16 @@ class Store:
             con.execute("INSERT INTO suite_statistics VALUES (?, ?, ?, ?)",
                         [suite, strategy, confidence, z_value(confidence)])
             con.commit()
+
+    def write_run(self, suite: str, *, started_at: str, finished_at: str, wall_s: float, executor: str,
+                  workers: int | None, trials: int, skipped: int, ok: int, diverged: int, failed: int,
+                  compute_s: float, stopped: str | None = None) -> None:
+        """Record one run of a suite (table ``runs``): its own wall time next to the compute
+        (summed trial wall_s) of the trials it stored."""
+        with self.write() as con:
+            con.execute("INSERT INTO runs VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                        [suite, started_at, finished_at, wall_s, executor, workers, trials, skipped, ok,
+                         diverged, failed, compute_s, stopped])
 
     def write_predictions(self, rows: list[tuple]) -> None:
         """Replace the predictions of the (suite, model, dataset, method, metric, source) keys of
@@ -441,12 +455,15 @@ def _resolution(spec: dict[str, Any] | None) -> list[str | None]:
             canonical_json(spec["method"]["params"]), method_label(spec)]
 
 
+def component_label(spec: dict[str, Any], kind: str) -> str:
+    """'name' or 'name[k=v,…]' with the params of the spec's ``kind`` (model, dataset, method) that
+    differ from their defaults."""
+    return identity_label(spec[kind]["name"], (spec.get("identity") or {}).get(kind))
+
+
 def method_label(spec: dict[str, Any]) -> str:
     """'name' or 'name[k=v,…]' with the method params that differ from their defaults."""
-    changed = (spec.get("identity") or {}).get("method") or {}
-    if not changed:
-        return spec["method"]["name"]
-    return spec["method"]["name"] + "[" + ",".join(f"{k}={canonical_json(v)}" for k, v in sorted(changed.items())) + "]"
+    return component_label(spec, "method")
 
 
 def _finite(v: Any) -> Any:

@@ -9,7 +9,8 @@ CREATE VIEW trial_values AS
 SELECT st.suite, t.trial_id, t.model, coalesce(st.model_params, t.model_params) AS model_params,
        t.dataset, coalesce(st.dataset_params, t.dataset_params) AS dataset_params, t.method,
        coalesce(st.params, t.params) AS params, coalesce(st.label, t.label) AS label,
-       coalesce(st.baseline, false) AS baseline,
+       coalesce(t.model_label, t.model) AS model_label, coalesce(t.dataset_label, t.dataset) AS dataset_label,
+       coalesce(st.baseline, false) AS baseline, coalesce(st.yardstick, false) AS yardstick,
        t.d, t.total_params, t.seed, t.status,
        th.metric, th.epsilon, th.delta, th.higher_is_better,
        TRY_CAST(json_extract_string(t.metrics, '$."' || th.metric || '"') AS DOUBLE) AS value
@@ -19,10 +20,12 @@ JOIN suite_thresholds th ON th.suite = st.suite
 WHERE t.status IN ('ok', 'diverged');
 
 -- P_s(d, ε) per suite, task and method, with its Wilson interval at the suite's confidence level.
+-- model_label, dataset_label and label show each component with its non-default params.
 CREATE VIEW success AS
 WITH c AS (
     SELECT suite, model, model_params, dataset, dataset_params, method, params,
-           any_value(label) AS label, d, any_value(total_params) AS total_params, metric, epsilon,
+           any_value(label) AS label, any_value(model_label) AS model_label,
+           any_value(dataset_label) AS dataset_label, bool_or(yardstick) AS yardstick, d, any_value(total_params) AS total_params, metric, epsilon,
            any_value(delta) AS delta, count(*) AS n,
            count(*) FILTER (WHERE value IS NOT NULL AND
                             CASE WHEN higher_is_better THEN value >= epsilon ELSE value <= epsilon END)
@@ -34,8 +37,8 @@ WITH c AS (
            coalesce(s.confidence, 0.95) AS confidence, coalesce(s.z, 1.959963984540054) AS z
     FROM c LEFT JOIN suite_statistics s USING (suite)
 )
-SELECT suite, model, model_params, dataset, dataset_params, method, params, label, d, total_params,
-       metric, epsilon, delta, n, successes, p_success,
+SELECT suite, model, model_params, dataset, dataset_params, method, params, label, model_label, dataset_label,
+       yardstick, d, total_params, metric, epsilon, delta, n, successes, p_success,
        greatest(0.0, (successes + z * z / 2) / (n + z * z)
                      - z / (n + z * z) * sqrt(successes * (n - successes) / n + z * z / 4)) AS p_lo,
        least(1.0, (successes + z * z / 2) / (n + z * z)
@@ -45,15 +48,17 @@ FROM w;
 
 -- d*(ε) = the smallest d with P_s ≥ 1 − δ (the grid's, or the adaptive search's for adaptive suites),
 -- its interval, Li et al.'s d_int90 against the suite's own full-training baseline, ranked within
--- each task and ε by d*, then d*/D, then the width of d*'s interval.
+-- each task and ε by d*, then d*/D, then the width of d*'s interval. yardstick: the method the
+-- comparison (dofbench compare) measures the others against.
 CREATE VIEW leaderboard AS
 WITH g AS (
     SELECT suite, model, model_params, dataset, dataset_params, method, params,
-           any_value(label) AS label, metric, epsilon, any_value(delta) AS delta, any_value(total_params) AS total_params,
+           any_value(label) AS label, any_value(model_label) AS model_label,
+           any_value(dataset_label) AS dataset_label, bool_or(yardstick) AS yardstick, metric, epsilon, any_value(delta) AS delta, any_value(total_params) AS total_params,
            min(d) FILTER (WHERE successes >= (1 - delta) * n - 1e-9) AS grid_d_star,
            min(d) FILTER (WHERE p_hi >= 1 - delta - 1e-9) AS d_star_lo,
            min(d) FILTER (WHERE p_lo >= 1 - delta - 1e-9) AS d_star_hi,
-           min(n) AS min_n, max(d) AS max_d
+           min(n) AS min_n, min(d) AS min_d, max(d) AS max_d
     FROM success
     GROUP BY suite, model, model_params, dataset, dataset_params, method, params, metric, epsilon
 ), means AS (          -- mean metric per d (each trial counted once)
@@ -90,7 +95,8 @@ SELECT j.suite, j.model, j.model_params, j.dataset, j.dataset_params, j.method, 
        rank() OVER (PARTITION BY j.suite, j.model, j.model_params, j.dataset, j.dataset_params, j.metric, j.epsilon
                     ORDER BY j.d_star ASC NULLS LAST, j.d_star / j.total_params ASC NULLS LAST,
                              (j.d_star_hi - j.d_star_lo) ASC NULLS LAST) AS rank,
-       j.d_star_lo, j.d_star_hi, j.d_int90, j.baseline, j.estimator
+       j.d_star_lo, j.d_star_hi, j.d_int90, j.baseline, j.estimator, j.model_label, j.dataset_label, j.yardstick,
+       j.min_d
 FROM j
 LEFT JOIN success x ON x.suite = j.suite AND x.model = j.model AND x.model_params = j.model_params
      AND x.dataset = j.dataset AND x.dataset_params = j.dataset_params AND x.method = j.method

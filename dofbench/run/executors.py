@@ -196,7 +196,7 @@ class ProcessExecutor(Executor):
         if start_method not in ("spawn", "forkserver"):
             raise DofbenchError(f"executor option start_method={start_method!r}; allowed: spawn, forkserver "
                                 "(fork is not safe with torch)")
-        self.n = workers or available_cores()
+        self.n = self.workers = workers or available_cores()
         self.max_in_flight = 2 * self.n  # one running and one queued per worker
         self._ctx = mp.get_context(start_method)
         devices = cuda_devices(runtime.device)
@@ -444,7 +444,7 @@ class DaskExecutor(Executor):
         nthreads = self.client.nthreads()
         if self.cluster is None:
             self._warn_if_not_isolated(nthreads)
-        total = sum(nthreads.values())
+        total = self.workers = sum(nthreads.values())
         # a LocalCluster is kept just busy; a remote (possibly adaptive) cluster sees a deep queue
         self.max_in_flight = 2 * max(1, total) if self.cluster is not None else max(256, 2 * total)
         self.no_workers_timeout = no_workers_timeout()

@@ -40,6 +40,7 @@ class ResolvedSuite:
     metric: str
     higher_is_better: bool
     baselines: frozenset[str] = frozenset()  # ids of the trials of full-training baseline methods
+    yardsticks: frozenset[str] = frozenset()  # ids of the trials of the comparison's yardstick methods
 
     def resolved_json(self) -> dict[str, Any]:
         return self.spec.model_dump(mode="json")
@@ -155,6 +156,7 @@ def resolve_suite(host, name: str, spec: SuiteSpec, *, where: str | None = None)
         planned = []
     trials: list[TrialSpec] = []
     baselines: set[str] = set()
+    yardsticks: set[str] = set()
     for task, (meth, ref, params, ident, loc), dims in planned:
         D = task.total_params
         parsed = meth.parse_params(params)
@@ -178,9 +180,11 @@ def resolve_suite(host, name: str, spec: SuiteSpec, *, where: str | None = None)
                     identity={"model": task.model_identity, "dataset": task.dataset_identity, "method": ident}))
                 if getattr(meth, "baseline", False):
                     baselines.add(trials[-1].trial_id)
+                if getattr(meth, "yardstick", False):
+                    yardsticks.add(trials[-1].trial_id)
     if problems:
         raise SuiteErrors(list(dict.fromkeys(problems)))
-    return ResolvedSuite(name, spec, trials, tasks, metric, higher, frozenset(baselines))
+    return ResolvedSuite(name, spec, trials, tasks, metric, higher, frozenset(baselines), frozenset(yardsticks))
 
 
 _METRIC_RE = re.compile(r"^(best_)?(train|test)_(.+)$")

@@ -25,7 +25,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from dofbench.config.runtime import Runtime
 from dofbench.config.schemas import TrialSpec
-from dofbench.engine.result import TrialResult
+from dofbench.engine.result import TrialResult, now
 from dofbench.errors import DofbenchError, ExecutorLost
 from dofbench.plugin.executor import Executor
 from dofbench.results.store import Store
@@ -84,6 +84,8 @@ class SuiteSummary:
     budget: str | None = None      # which budget stopped the suite
     lost_executor: str | None = None  # why the executor could not go on (ExecutorLost)
     errors: list[str] = field(default_factory=list)
+    compute_s: float = 0.0         # summed wall_s of the trials run (the compute; ≥ wall_s with workers)
+    started_at: str = ""
 
     @property
     def ran(self) -> int:
@@ -101,6 +103,7 @@ class SuiteSummary:
 
     def count(self, result: TrialResult) -> None:
         setattr(self, result.status, getattr(self, result.status) + 1)
+        self.compute_s += result.wall_s or 0.0
         if result.status == "failed":
             self.errors.append(f"{result.trial_id[:12]}: {result.error}")
 
@@ -283,6 +286,13 @@ class Scheduler:
         summary.wall_s = time.perf_counter() - run.t0
         if summary.complete:
             strategy.finish(self.store)
+        if summary.ran or summary.lost:
+            self.store.write_run(suite.name, started_at=summary.started_at, finished_at=now(), wall_s=summary.wall_s,
+                                 executor=getattr(self.executor, "name", "?"),
+                                 workers=getattr(self.executor, "workers", None), trials=summary.total,
+                                 skipped=summary.skipped, ok=summary.ok, diverged=summary.diverged,
+                                 failed=summary.failed, compute_s=summary.compute_s,
+                                 stopped=summary.budget or summary.signal or summary.lost_executor)
         return summary
 
 
@@ -291,7 +301,7 @@ class _Run:
 
     def __init__(self, scheduler: Scheduler, suite: ResolvedSuite, strategy: Strategy):
         self.s, self.suite, self.strategy = scheduler, suite, strategy
-        self.summary = SuiteSummary(suite.name)
+        self.summary = SuiteSummary(suite.name, started_at=now())
         self.t0 = time.perf_counter()
         budget = scheduler.budget
         self.deadline = self.t0 + budget.time_s if budget.time_s else None
@@ -313,7 +323,7 @@ class _Run:
         self.s.store.register_suite(self.suite.name, self.suite.spec.description, self.suite.resolved_json(),
                                     self.s.source, members, th.metric, th.epsilons, th.delta,
                                     self.suite.higher_is_better, specs=self.suite.trial_specs_json(),
-                                    baselines=self.suite.baselines)
+                                    baselines=self.suite.baselines, yardsticks=self.suite.yardsticks)
         self.registered = members
 
     def reuse_stored(self, wanted: list[TrialSpec]) -> list[TrialSpec]:
@@ -449,8 +459,13 @@ class _Run:
         self.s.executor.close(cancel=True)
 
 
+BAR_FORMAT = "{desc}: {percentage:3.0f}%|{bar}| {n_fmt}/{total_fmt} trials [{elapsed} elapsed, ETA {remaining}]"
+
+
 class _progress:
-    """A tqdm bar on stderr whose total grows as a strategy asks for more trials (or nothing)."""
+    """A tqdm bar on stderr whose total grows as a strategy asks for more trials (or nothing):
+    trials done of those wanted so far, the time elapsed and the ETA of the rest at the recent
+    rate (an adaptive search may still ask for more)."""
 
     def __init__(self, desc: str, enabled: bool):
         self.desc, self.enabled, self._bar = desc, enabled, None
@@ -461,7 +476,8 @@ class _progress:
         if self._bar is None:
             from tqdm.auto import tqdm
 
-            self._bar = tqdm(total=n, desc=self.desc, unit="trial", leave=False)
+            self._bar = tqdm(total=n, desc=self.desc, unit="trial", leave=False, bar_format=BAR_FORMAT,
+                             dynamic_ncols=True)
         else:
             self._bar.total += n
             self._bar.refresh()

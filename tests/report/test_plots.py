@@ -14,8 +14,8 @@ from dofbench.results.store import Store
 
 
 @pytest.fixture(scope="module")
-def store(tmp_path_factory, synth):
-    return synth.make_store(tmp_path_factory.mktemp("plots") / "synth.duckdb")
+def store(synth_store):
+    return synth_store
 
 
 def _draw(store, kind, out=None):
@@ -62,12 +62,17 @@ def test_phase_overlays_the_predicted_curve(store, tmp_path, synth):
     assert next(p for p in res.panels if p["method"] == "burn-in-subspace[steps=16]")["predicted"] == {}
 
 
-def test_ps_lines_follow_the_success_view(store, tmp_path, synth):
+def test_ps_draws_every_method_of_a_task_on_one_axis_per_epsilon(store, tmp_path, synth):
     res = _draw(store, "ps")
-    panel = next(p for p in res.panels if p["method"] == "burn-in-subspace[steps=16]")
-    rows = store.query("select epsilon, d, p_success from success where suite=? and label=? order by epsilon, d",
-                       [synth.SUITE, "burn-in-subspace[steps=16]"])[1]
-    assert panel["lines"] == {e: [(d, p) for e2, d, p in rows if e2 == e] for e in synth.EPSILONS}
+    assert [p["epsilon"] for p in res.panels] == synth.EPSILONS  # one task: one panel per ε
+    for panel in res.panels:
+        assert set(panel["lines"]) == {"burn-in-subspace[steps=0]", "burn-in-subspace[steps=16]", "full",
+                                       "random-subspace"}
+        rows = store.query("select label, d, p_success from success where suite=? and epsilon=? order by label, d",
+                           [synth.SUITE, panel["epsilon"]])[1]
+        for label, pts in panel["lines"].items():
+            assert pts == [(d, p) for lab, d, p in rows if lab == label]
+        assert panel["title"] == f"mlp[hidden=[32]] / mnist1d · D=5,000 · ε={panel['epsilon']:g}"
 
 
 def test_accuracy_mean_and_spread_over_seeds(store, tmp_path, synth):
@@ -112,12 +117,23 @@ def test_sweep_draws_dstar_against_the_parameter_a_method_varies(store, tmp_path
 def test_curves_are_seed_means_of_evals(store, tmp_path, synth):
     res = _draw(store, "curves")
     panel = next(p for p in res.panels if p["method"] == "random-subspace")
-    assert sorted(panel["lines"]) == synth.DIMS
-    rows = store.query("select e.step, avg(e.value) from evals e join trials t using (trial_id) "
-                       "where t.label='random-subspace' and t.d=64 and e.split='train' and e.metric='acc' "
-                       "group by e.step order by e.step")[1]
-    assert panel["lines"][64] == [(s, pytest.approx(v)) for s, v in rows]
-    assert [s for s, _ in panel["lines"][64]] == [0, 10, 20]
+    # the suite's metric (best_train_acc: acc) on both splits
+    assert panel["metric"] == "acc" and set(panel["lines"]) == {"train", "test"}
+    for split in ("train", "test"):
+        assert sorted(panel["lines"][split]) == synth.DIMS
+        rows = store.query("select e.step, avg(e.value) from evals e join trials t using (trial_id) "
+                           "where t.label='random-subspace' and t.d=64 and e.split=? and e.metric='acc' "
+                           "group by e.step order by e.step", [split])[1]
+        assert panel["lines"][split][64] == [(s, pytest.approx(v)) for s, v in rows]
+        assert [s for s, _ in panel["lines"][split][64]] == [0, 10, 20]
+    # a few d: discrete colours named in the legend (no colour bar), train solid and test dashed
+    ax = res.figure.axes[0]
+    (legend,) = res.figure.legends  # one legend for the figure, below the panels
+    # the same colour for a d in every panel (the full baseline adds d = D)
+    assert [t.get_text() for t in legend.get_texts()] == ["d=4", "d=16", "d=64", "d=256", "d=5000", "train", "test"]
+    assert len(res.figure.axes) == len(res.panels)  # no colour bar axes
+    styles = {line.get_linestyle() for line in ax.get_lines()}
+    assert styles == {"-", "--"}
 
 
 def test_nothing_to_plot_and_bad_kind(tmp_path, synth):
@@ -149,3 +165,93 @@ def test_plot_cli_writes_every_kind(store, tmp_path, invoke, synth):
     assert bad.exit_code == 1 and "no results store" in bad.stderr
     bad = invoke("plot", "pie", "--db", str(store.path))
     assert bad.exit_code != 0 and "pie" in bad.stderr
+
+
+def _tick_boxes(fig):
+    """The window extents of every tick label drawn (non-empty, inside the axis' limits), per axis."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+
+    canvas = FigureCanvasAgg(fig)
+    canvas.draw()
+    renderer = canvas.get_renderer()
+    out = []
+    for ax in fig.axes:
+        for axis, lims in ((ax.xaxis, ax.get_xlim()), (ax.yaxis, ax.get_ylim())):
+            lo, hi = min(lims), max(lims)
+            boxes = []
+            for tick in axis.get_major_ticks() + axis.get_minor_ticks():
+                label = tick.label1
+                if label.get_visible() and label.get_text() and lo <= tick.get_loc() <= hi:
+                    boxes.append((label.get_text(), label.get_window_extent(renderer)))
+            out.append(boxes)
+    return out
+
+
+@pytest.mark.parametrize("kind", ["phase", "ps", "accuracy", "dstar", "sweep", "curves"])
+def test_no_tick_labels_overlap_and_log_axes_label_the_grid(store, kind, synth):
+    res = _draw(store, kind)
+    for boxes in _tick_boxes(res.figure):
+        for i, (ta, a) in enumerate(boxes):
+            for tb, b in boxes[i + 1:]:
+                assert not a.overlaps(b), (kind, ta, tb)
+    if kind in ("ps", "accuracy", "phase"):
+        ax = res.figure.axes[0]
+        labels = [t.get_text() for t in ax.xaxis.get_ticklabels() if t.get_text()]
+        assert set(labels) >= {"4", "16", "64", "256"} and all("^" not in t for t in labels)
+        assert not [t.get_text() for t in ax.xaxis.get_ticklabels(minor=True) if t.get_text()]
+
+
+def test_titles_name_model_and_dataset_params_and_two_configurations_stay_apart(tmp_path, synth):
+    store = Store(tmp_path / "two.duckdb")
+    ids = []
+    for hidden in ([32], [64]):
+        for d in (4, 64):
+            for s in (0, 1):
+                r = synth.result("random-subspace", {}, d, s, synth.acc("random-subspace", d, s), model_params={"hidden": hidden})
+                store.write_result(r, "two")
+                ids.append(r.trial_id)
+    store.register_suite("two", "", {}, "t", ids, "best_train_acc", [0.3], 0.1, True)
+    with store.read() as con:
+        titles = [p["title"] for p in plots.plot(con, "accuracy", "two").panels]
+    assert sorted(titles) == ["mlp[hidden=[32]] / mnist1d · D=5,000", "mlp[hidden=[64]] / mnist1d · D=5,000"]
+    models = store.query("select distinct model from (select * from leaderboard) order by 1")[1]
+    assert models == [("mlp",)]
+    from dofbench import Session
+
+    lb = Session(db=store.path).leaderboard("two")
+    assert sorted(set(lb.column("model"))) == ["mlp[hidden=[32]]", "mlp[hidden=[64]]"]
+
+
+def test_a_plot_holds_its_figure_shows_inline_and_saves(store, tmp_path):
+    from dofbench import Session
+
+    s = Session(db=store.path)
+    p = s.plot("dstar", suite="synth")  # one kind: one Plot, no files
+    assert p.paths == [] and p.figure is not None
+    assert p._repr_png_()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert repr(p).startswith("<Plot dstar of 'synth'") and "panels" in repr(p) and "(0.3" not in repr(p)
+    assert p.save(tmp_path / "x.svg").read_text()[:200].lstrip().startswith("<?xml")
+    many = s.plot(["ps", "accuracy"], suite="synth")
+    assert [q.kind for q in many] == ["ps", "accuracy"] and many._repr_html_().count("<img") == 2
+
+
+def test_no_tick_labels_overlap_on_a_narrow_log_range(tmp_path, synth):
+    """Less than a decade of d: matplotlib's own log axis labels minor ticks (3×10², 4×10²) on top
+    of each other; the grid's d as plain labels do not overlap."""
+    store = Store(tmp_path / "narrow.duckdb")
+    ids = []
+    for d in (100, 150, 200, 300, 400, 600, 800):
+        for s in (0, 1):
+            r = synth.result("random-subspace", {}, d, s, synth.acc("random-subspace", d // 5, s))
+            store.write_result(r, "narrow")
+            ids.append(r.trial_id)
+    store.register_suite("narrow", "", {}, "t", ids, "best_train_acc", [0.3, 0.5], 0.1, True)
+    with store.read() as con:
+        for kind in ("phase", "ps", "accuracy", "dstar"):
+            res = plots.plot(con, kind, "narrow")
+            for boxes in _tick_boxes(res.figure):
+                for i, (ta, a) in enumerate(boxes):
+                    assert not any(a.overlaps(b) for _, b in boxes[i + 1:]), (kind, ta)
+            if kind != "dstar":
+                labels = [t.get_text() for t in res.figure.axes[0].xaxis.get_ticklabels() if t.get_text()]
+                assert labels[:7] == ["100", "150", "200", "300", "400", "600", "800"], labels

@@ -22,6 +22,9 @@ def reported(tmp_path_factory, invoke, synth, registry_text):
     mp.setenv(references.ENV_REGISTRY, str(tmp / "reg"))
     try:
         store = synth.make_store(tmp / "s.duckdb", burnin=False)
+        store.write_run("synth", started_at="2024-01-01T00:00:00+00:00", finished_at="2024-01-01T00:01:00+00:00",
+                        wall_s=60.0, executor="process", workers=2, trials=17, skipped=0, ok=15, diverged=1,
+                        failed=1, compute_s=115.0)
         res = invoke("report", "synth", "--db", str(store.path), "--out", str(tmp / "out"))
     finally:
         mp.undo()
@@ -77,3 +80,27 @@ def test_unknown_suite_is_one_line(tmp_path, reported, invoke):
         Session(db=store.path).report("nope", tmp_path)
     res = invoke("report", "nope", "--db", str(store.path), "--out", str(tmp_path))
     assert res.exit_code == 1 and res.stderr.count("\n") == 1
+
+
+def test_the_report_opens_with_the_comparison(reported):
+    store, _, out = reported
+    page = (out / "report.html").read_text()
+    body = page[page.index("<body>"):]
+    first_table = body.index("<table")
+    assert body.index("<h2 id='comparison'>Comparison</h2>") < first_table < body.index("<h2>Suite</h2>")
+    assert body[first_table:].startswith("<table class='compare'>")
+    comp = Session(db=store.path).compare("synth")
+    assert comp.to_html() in page and comp.tasks[0].reading in page
+    md = (out / "report.md").read_text()
+    assert md.index("## Comparison") < md.index("## Suite") and comp.render("markdown") in md
+    # the leaderboard leaves out its empty columns and shows the constant ones once
+    lb = page[page.index("<h2>Leaderboard</h2>"):page.index("<h2>Published references</h2>")]
+    assert "d_star_hi" not in lb and "suite: <b>synth</b>" in lb
+
+
+def test_the_report_shows_the_runs_wall_time_next_to_the_summed_compute(reported):
+    store, _, out = reported
+    page = (out / "report.html").read_text()
+    assert ("Wall time: 60.0 s over 1 run (last: 60.0 s, process, 2 workers); the trials these runs stored summed "
+            "115.0 s of compute, 1.9× the wall time.") in page
+    assert "<th>compute_s</th>" in page and "<th>wall_s</th>" in page

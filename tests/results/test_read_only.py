@@ -142,8 +142,8 @@ def test_reads_that_are_queries_still_work(store_dir, invoke):
     ("adir", "is a directory"),
     ("missing.duckdb", "no results store at"),
 ])
-@pytest.mark.parametrize("command", [["query", "SELECT 1"], ["leaderboard"], ["plot", "phase"],
-                                     ["report", "s", "--out", "rep"]])
+@pytest.mark.parametrize("command", [["query", "SELECT 1"], ["leaderboard"], ["compare"], ["plot", "phase"],
+                                     ["report", "s", "--out", "rep"], ["show", "trial", "abc"]])
 def test_a_file_that_is_not_a_store_is_named_and_left_alone(store_dir, target, message, command, invoke):
     (store_dir / "garbage.bin").write_bytes(os.urandom(64))
     (store_dir / "empty.duckdb").write_bytes(b"")

@@ -157,6 +157,10 @@ def test_a_store_of_schema_4_gets_todays_views_and_its_full_baselines_marked(db,
         raw.execute("ALTER TABLE suite_trials DROP COLUMN baseline")
         raw.execute("ALTER TABLE trials DROP COLUMN traceback")
         raw.execute("DROP TABLE claims")
+        raw.execute("ALTER TABLE suite_trials DROP COLUMN yardstick")
+        raw.execute("ALTER TABLE trials DROP COLUMN model_label")
+        raw.execute("ALTER TABLE trials DROP COLUMN dataset_label")
+        raw.execute("DROP TABLE runs")
         raw.execute("DELETE FROM schema_migrations WHERE version >= 5")
         raw.execute("CREATE VIEW leaderboard_base AS SELECT 1 AS x")  # what schema 3 left behind
     fresh = Store(db)
@@ -164,3 +168,44 @@ def test_a_store_of_schema_4_gets_todays_views_and_its_full_baselines_marked(db,
     assert fresh.query("select d_int90, baseline from leaderboard where method = 'sub'")[1] == [(20, 1.0)]
     views = {r[0] for r in fresh.query("select view_name from duckdb_views() where not internal")[1]}
     assert views == {"trial_values", "success", "leaderboard"}
+
+
+def test_a_store_of_schema_5_gets_labels_and_its_yardstick_marked(db, synthetic_result):
+    """Migrations 8–10: model and dataset labels filled from each stored trial's identity, the
+    yardstick of stores written before methods declared it (the built-in random subspaces), the
+    runs table."""
+    from dofbench.results import migrations
+
+    store = Store(db)
+    rows = [synthetic_result("random-subspace", 10, s, 0.9, model_params={"hidden": [8]}, tag="x") for s in range(2)]
+    rows += [synthetic_result("other", 10, s, 0.9) for s in range(2)]
+    for r in rows:
+        store.write_result(r, "s")
+    store.register_suite("s", "", {}, "t", [r.trial_id for r in rows], "train_acc", [0.5], 0.1, True)
+    with duckdb.connect(str(db)) as raw:  # back to schema 5
+        raw.execute("ALTER TABLE suite_trials DROP COLUMN yardstick")
+        raw.execute("ALTER TABLE trials DROP COLUMN model_label")
+        raw.execute("ALTER TABLE trials DROP COLUMN dataset_label")
+        raw.execute("DROP TABLE runs")
+        raw.execute("ALTER TABLE trials DROP COLUMN traceback")
+        raw.execute("DROP TABLE claims")
+        raw.execute("DELETE FROM schema_migrations WHERE version >= 6")
+        assert migrations.schema_version(raw) == 5
+    fresh = Store(db)
+    assert fresh.migrate() == len(migrations.MIGRATIONS)
+    got = fresh.query("select method, model_label, dataset_label, yardstick from leaderboard order by method")[1]
+    assert got == [("other", "mlp", "data", False), ("random-subspace", "mlp[hidden=[8]]", 'data[tag="x"]', True)]
+    assert fresh.query("select count(*) from runs")[1] == [(0,)]
+
+
+def test_a_store_with_older_views_is_read_through_todays_views_and_not_changed(db, synthetic_result):
+    store = Store(db)
+    r = synthetic_result("sub", 10, 0, 0.9)
+    store.write_result(r, "s")
+    store.register_suite("s", "", {}, "t", [r.trial_id], "train_acc", [0.5], 0.1, True)
+    with duckdb.connect(str(db)) as raw:  # what an older dofbench of the same schema left behind
+        raw.execute("CREATE OR REPLACE VIEW leaderboard AS SELECT 1 AS old")
+    before = db.read_bytes()
+    fresh = Store(db)
+    assert fresh.query("select min_d, max_d, d_star from leaderboard")[1] == [(10, 10, 10)]
+    assert db.read_bytes() == before
