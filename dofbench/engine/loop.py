@@ -123,7 +123,7 @@ def _stack_losses(net: FlatNet, thetas: torch.Tensor, xb: torch.Tensor, yb: torc
 
 def train_stack(net: FlatNet, reps: list[Reparam], data: DataBundle, orders: list[list[torch.Tensor]], *,
                 loss_fn: Callable, device: torch.device, metrics: list = (), eval_every: int | None = None,
-                eval_batch_size: int = 4096, check_every: int = DIVERGENCE_CHECK_EVERY,
+                eval_batch_size: int | None = None, check_every: int = DIVERGENCE_CHECK_EVERY,
                 penalty: Callable[[torch.Tensor], torch.Tensor] | None = None,
                 on_step: Callable[[int, torch.Tensor], None] | None = None) -> list[TrainOutcome]:
     """Train K = len(reps) seeds together, seed k on the minibatches ``orders[k]`` (one per

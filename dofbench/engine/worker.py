@@ -70,11 +70,12 @@ class Worker:
     def build(self, spec: TrialSpec) -> tuple[FlatNet, torch.Tensor, DataBundle]:
         data = self.data(spec)
         model_c = self.host.get("model", spec.model.name)
+        params = model_c.parse_params(spec.model.params)
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(derive_seed("init", *spec.init_key()))
-            module = model_c.build(model_c.parse_params(spec.model.params), data.info)
+            module = model_c.build(params, data.info)
         module = module.to(self.device)
-        net = FlatNet(module)
+        net = FlatNet(module, input_layout=model_c.input_layout(params, self.device.type))
         return net, net.flatten(), data
 
     def context(self, spec: TrialSpec) -> MethodContext:

@@ -70,6 +70,14 @@ class Model(Component):
         (:func:`dofbench.engine.loop.train_trials`) pays off on CPU."""
         return False
 
+    def input_layout(self, params: Params, device: str) -> str | None:
+        """The memory layout this model runs its image inputs (N, C, H, W) fastest in on ``device``
+        ('cpu' or 'cuda'): ``"channels_last"`` (the same values with channels-last strides: the
+        trial's :class:`~dofbench.plugin.FlatNet` gives every batch and evaluation chunk those
+        strides before the module sees them), or None (the default: as the dataset delivers
+        them). Only the order of float sums depends on it, never what a trial is."""
+        return None
+
     def initial_distance(self, params: Params) -> float | None:
         """A model that starts at a fixed distance R = ‖θ0 − θ*‖ from the minimum of a quadratic
         well (see :meth:`Dataset.quadratic_spectrum`) returns R; any other returns None."""
