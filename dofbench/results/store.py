@@ -14,7 +14,9 @@ from __future__ import annotations
 import json
 import os
 import random
+import socket
 import time
+import uuid
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -325,16 +327,25 @@ class Store:
     # ------------------------------------------------------------------ claims
     CLAIM_LEASE_S = 60.0
 
+    @staticmethod
+    def claim_owner() -> str:
+        """Who this process is in the store's claims: host, pid and a token."""
+        return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+
     def claim_trials(self, trial_ids: list[str], owner: str,
                      stored_statuses: tuple[str, ...] = ()) -> tuple[bool, dict[str, StoredTrial]]:
         """Claim ``trial_ids`` for ``owner`` unless another driver holds a live claim on any of them
-        (its heartbeat younger than :attr:`CLAIM_LEASE_S`). Returns whether they were claimed, and
+        (its heartbeat younger than :attr:`CLAIM_LEASE_S`, and, for a driver of this machine, its
+        process still running). Returns whether they were claimed, and
         those of them stored meanwhile with one of ``stored_statuses`` (by another driver), in the
         same transaction: a driver never trains what another has just stored."""
         marks = ", ".join("?" * len(trial_ids))
         with self.write() as con:
             con.begin()
             con.execute(f"DELETE FROM claims WHERE heartbeat < now() - INTERVAL {int(self.CLAIM_LEASE_S)} SECOND")
+            dead = [o for (o,) in con.execute("SELECT DISTINCT owner FROM claims").fetchall() if _owner_is_dead(o)]
+            if dead:  # a driver of this machine that was killed (kill -9): its claims are free now
+                con.execute(f"DELETE FROM claims WHERE owner IN ({', '.join('?' * len(dead))})", dead)
             taken = con.execute(f"SELECT count(*) FROM claims WHERE owner <> ? AND trial_id IN ({marks})",
                                 [owner, *trial_ids]).fetchone()[0]
             if taken:
@@ -481,3 +492,19 @@ def _one_line_db_error(exc: Exception) -> str:
     if "read-only mode" in text or "read_only" in text.lower():
         return f"the store is opened read-only: queries cannot modify it ({text})"
     return text
+
+
+def _owner_is_dead(owner: str) -> bool:
+    """Whether a claim's owner (:meth:`Store.claim_owner`) is a process of this machine that no
+    longer runs (a driver on another machine is judged by its heartbeat alone)."""
+    host, _, rest = owner.partition(":")
+    pid = rest.partition(":")[0]
+    if host != socket.gethostname() or not pid.isdigit():
+        return False
+    try:
+        os.kill(int(pid), 0)
+    except ProcessLookupError:
+        return True
+    except PermissionError:  # someone else's process: alive
+        return False
+    return False

@@ -10,12 +10,9 @@ budgets, draws the progress bar and keeps the :class:`SuiteSummary`.
 
 from __future__ import annotations
 
-import os
 import signal
-import socket
 import threading
 import time
-import uuid
 from concurrent.futures import FIRST_COMPLETED, CancelledError, Future, wait
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -252,7 +249,7 @@ class Scheduler:
         self.reuse = ("ok", "diverged") if retry_failed else ("ok", "diverged", "failed")
         self.on_result = on_result
         # who this driver is in the store's claims (two drivers on one store share the work)
-        self.owner = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+        self.owner = store.claim_owner()
 
     def run(self, suite: ResolvedSuite, strategy: Strategy) -> SuiteSummary:
         """Run ``suite`` as ``strategy`` says; return its summary. Ctrl-C/SIGTERM stop cleanly
