@@ -70,7 +70,8 @@ class Session:
         try:
             for suite in resolved:
                 preflight(suite, self.host, self.runtime)
-                self.store.record_statistics(suite.name, suite.spec.search.strategy, suite.spec.search.confidence)
+                self.store.record_statistics(suite.name, suite.spec.search.strategy, suite.spec.search.confidence,
+                                             seeds=len(suite.spec.seed_list()), min_seeds=suite.spec.threshold.min_seeds)
                 summary = sched.run(suite, strategy_for(suite, self.host, device))
                 out.append(summary)
                 if summary.interrupted:

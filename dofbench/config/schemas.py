@@ -73,6 +73,10 @@ class ThresholdConfig(Strict):
     epsilons: list[float] = Field(default_factory=lambda: [0.5], min_length=1,
                                   description="Success levels ε.")
     delta: float = Field(0.1, gt=0, lt=1, description="d* is the smallest d with P_s ≥ 1 − δ (paper: 0.1).")
+    min_seeds: PositiveInt | None = Field(None, description=(
+        "Usable seeds (trained to the end or diverged; failed and missing trials are not) a d needs "
+        "to be eligible for d*. None: every seed of the suite. A d with fewer is shown in `success` "
+        "but never becomes d*, and the leaderboard flags the grid as incomplete."))
 
 
 class SearchConfig(Strict):
@@ -115,6 +119,10 @@ class SuiteSpec(Strict):
 
     def seed_list(self) -> list[int]:
         return list(range(self.seeds)) if isinstance(self.seeds, int) else sorted(set(self.seeds))
+
+    def required_seeds(self) -> int:
+        """Usable seeds a d needs to be eligible for d* (``threshold.min_seeds``, else all)."""
+        return self.threshold.min_seeds or len(self.seed_list())
 
 
 class SuiteFile(Strict):

@@ -11,7 +11,7 @@ from typing import Any
 from dofbench.results.table import Table
 
 LEADERBOARD_COLUMNS = ("suite, model, dataset, label AS method, metric, epsilon, delta, d_star, "
-                       "d_star_lo, d_star_hi, d_int90, total_params, d_star_fraction, n_seeds, rank")
+                       "d_star_lo, d_star_hi, d_int90, total_params, d_star_fraction, n_seeds, complete, rank")
 REFERENCE_COLUMNS = ("source", "id", "position", "citation", "url", "location", "paper_model", "model",
                      "model_params", "dataset", "dataset_params", "dataset_variant", "D", "method", "rule",
                      "rule_label", "metric", "fraction", "baseline", "epsilon", "delta", "value", "bound",
@@ -134,6 +134,38 @@ def curve_rows(con, suite: str, split: str, metric: str) -> list[dict[str, Any]]
         WHERE st.suite = ? AND e.split = ? AND e.metric = ? AND t.status IN ('ok', 'diverged')
         GROUP BY t.model, t.model_params, t.dataset, t.dataset_params, t.method, t.params, t.d, e.step
         ORDER BY t.d, e.step""", [suite, split, metric])
+
+
+_KEY = ("model", "model_params", "dataset", "dataset_params", "method", "params", "metric", "epsilon")
+
+
+def interval_inputs(con, suite: str) -> list[dict[str, Any]]:
+    """What d*'s interval of each (task, method, metric, ε) of a suite is computed from
+    (:func:`dofbench.results.intervals.refresh`): the leaderboard's ``evidence``, δ, the confidence
+    level, whether the subspaces are nested, the ``success`` cells (d, successes, n, eligible) and
+    the ``first_success`` rows of its seeds."""
+    keys = ", ".join(_KEY)
+    groups = rows(con, f"SELECT {keys}, delta, evidence FROM leaderboard WHERE suite = ? ORDER BY {keys}", [suite])
+    cells = rows(con, f"SELECT {keys}, d, successes, n, eligible, confidence, nested FROM success WHERE suite = ? "
+                      "ORDER BY d", [suite])
+    seeds = rows(con, f"SELECT {keys}, seed, d_below, d_first, exact, monotone FROM first_success WHERE suite = ?",
+                 [suite])
+    by_key: dict[tuple, dict[str, Any]] = {}
+    for g in groups:
+        key = tuple(g[k] for k in _KEY)
+        by_key[key] = {"key": key, "delta": g["delta"], "evidence": g["evidence"], "cells": [], "seeds": [],
+                       "nested": False, "confidence": 0.95}
+    for c in cells:
+        g = by_key.get(tuple(c[k] for k in _KEY))
+        if g is not None:
+            g["cells"].append(c)
+            g["nested"] = g["nested"] or bool(c["nested"])
+            g["confidence"] = c["confidence"]
+    for r in seeds:
+        g = by_key.get(tuple(r[k] for k in _KEY))
+        if g is not None:
+            g["seeds"].append(r)
+    return list(by_key.values())
 
 
 def measured_d_star(con, suite: str) -> list[dict[str, Any]]:

@@ -39,6 +39,7 @@ class ResolvedSuite:
     metric: str
     higher_is_better: bool
     baselines: frozenset[str] = frozenset()  # ids of the trials of full-training baseline methods
+    nested: frozenset[str] = frozenset()     # ids of the trials of methods whose subspaces are nested
 
     def resolved_json(self) -> dict[str, Any]:
         return self.spec.model_dump(mode="json")
@@ -94,6 +95,10 @@ def resolve_suite(host, name: str, spec: SuiteSpec, *, where: str | None = None)
         methods.append((comp, ref, *_validate_params(comp, ref, loc)))
 
     metric, higher = check_metric(host, spec.threshold.metric, f"{where}.threshold.metric")
+    n_seeds, min_seeds = len(spec.seed_list()), spec.threshold.min_seeds
+    if min_seeds is not None and min_seeds > n_seeds:
+        raise DofbenchError(f"{where}.threshold.min_seeds: must be at most the suite's {n_seeds} seeds "
+                            f"(got {min_seeds}); allowed: 1 ≤ min_seeds ≤ {n_seeds}")
 
     tasks: list[Task] = []
     for dcomp, dref, dparams, dident in datasets:

@@ -25,6 +25,7 @@ from dofbench.config.schemas import TrialSpec
 from dofbench.engine.result import TrialResult
 from dofbench.errors import DofbenchError
 from dofbench.plugin.executor import Executor
+from dofbench.results import intervals
 from dofbench.results.store import Store
 from dofbench.run.adaptive import AdaptiveStrategy
 from dofbench.run.grid import GridStrategy
@@ -246,6 +247,8 @@ class Scheduler:
         summary.wall_s = time.perf_counter() - run.t0
         if summary.complete:
             strategy.finish(self.store)
+        if summary.ran or summary.skipped:
+            intervals.refresh(self.store, suite.name)  # d*'s interval from what is stored now
         return summary
 
 
@@ -274,7 +277,7 @@ class _Run:
         self.s.store.register_suite(self.suite.name, self.suite.spec.description, self.suite.resolved_json(),
                                     self.s.source, members, th.metric, th.epsilons, th.delta,
                                     self.suite.higher_is_better, specs=self.suite.trial_specs_json(),
-                                    baselines=self.suite.baselines)
+                                    baselines=self.suite.baselines, nested=self.suite.nested)
         self.registered = members
 
     def reuse_stored(self, wanted: list[TrialSpec]) -> list[TrialSpec]:

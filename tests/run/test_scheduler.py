@@ -64,7 +64,9 @@ def test_failed_and_diverged_trials_are_recorded_and_the_run_goes_on(tiny_config
     assert "non-finite" in rows[-1]["error"]
     # diverged trials count as unsuccessful seeds; failed ones are not evidence
     n = dict(s.query("select d, n from success where method = 'flaky' and epsilon = 0.12").rows)
-    assert n == {64: 2}
+    assert n == {2: 0, 64: 2}                            # d = 2: planned, but no usable seed
+    eligible = dict(s.query("select d, eligible from success where method = 'flaky' and epsilon = 0.12").rows)
+    assert eligible == {2: False, 64: True}
     [again] = s.run(["tiny"], executor="local")
     assert again.ran == 0
     [retry] = s.run(["tiny"], retry_failed=True, executor="local")
