@@ -295,6 +295,9 @@ class LotterySubspace(Method):
     def max_dim(self, params: LotterySubspaceParams, total_params: int) -> int:
         return min(params.d_max, total_params)
 
+    def nested(self, params: LotterySubspaceParams) -> bool:
+        return True  # U[:, :d] of one SVD per seed
+
     def setup(self, ctx: MethodContext) -> Reparam:
         p: LotterySubspaceParams = ctx.params
         if ctx.d > self.max_dim(p, ctx.D):

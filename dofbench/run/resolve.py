@@ -118,6 +118,7 @@ def resolve_suite(host, name: str, spec: SuiteSpec, *, where: str | None = None)
 
     trials: list[TrialSpec] = []
     baselines: set[str] = set()
+    nested: set[str] = set()
     seeds = spec.seed_list()
     for task in tasks:
         D = task.total_params
@@ -143,7 +144,9 @@ def resolve_suite(host, name: str, spec: SuiteSpec, *, where: str | None = None)
                                   "method": ident}))
                     if getattr(meth, "baseline", False):
                         baselines.add(trials[-1].trial_id)
-    return ResolvedSuite(name, spec, trials, tasks, metric, higher, frozenset(baselines))
+                    if meth.nested(parsed):
+                        nested.add(trials[-1].trial_id)
+    return ResolvedSuite(name, spec, trials, tasks, metric, higher, frozenset(baselines), frozenset(nested))
 
 
 _METRIC_RE = re.compile(r"^(best_)?(train|test)_(.+)$")
