@@ -83,17 +83,24 @@ class SearchConfig(Strict):
     """How d* is searched for: the full grid × all seeds, or adaptively (dofbench.run.adaptive)."""
 
     strategy: Literal["grid", "adaptive"] = Field("grid", description=(
-        "'grid' runs every d × seed; 'adaptive' bisects the d grid per ε (P_s increases with d) and "
-        "adds seeds only where they decide whether P_s ≥ 1 − δ."))
+        "'grid' runs every d × seed; 'adaptive' bisects the d grid per ε and adds seeds only where "
+        "they decide whether P_s ≥ 1 − δ (exactly the grid's d* for nested subspaces whose per-seed "
+        "success is monotone in d; a Beta–Binomial stopping rule for independent ones)."))
     confidence: float = Field(0.95, gt=0.5, lt=1, description=(
-        "Two-sided level of the P_s confidence intervals (Wilson) in the store; the adaptive search "
-        "stops adding seeds at a d once the grid's decision there is this probable."))
+        "Two-sided level of the confidence intervals in the store (P_s: Clopper–Pearson; d*: profile "
+        "likelihood); the adaptive search over independent subspaces stops adding seeds at a d once "
+        "the grid's decision there is this probable."))
     max_seeds: PositiveInt | None = Field(None, description=(
         "Adaptive: the most seeds run at one d (default: the suite's seeds); d* is judged as the grid "
         "would judge it with this many seeds."))
     initial_seeds: PositiveInt = Field(2, description=(
-        "Adaptive: seeds run at once at a newly probed d while the metric's spread across seeds is "
-        "still unknown (one at a time afterwards)."))
+        "Adaptive, independent subspaces: seeds run at once at a newly probed d before its first "
+        "verdict can be estimated (one at a time afterwards). Nested subspaces run as many as could "
+        "settle the verdict."))
+    refine: bool = Field(False, description=(
+        "Adaptive, nested subspaces: after d* is decided, bisect every seed's first successful "
+        "dimension d_s down to one integer d (trials at d between grid points), for the empirical "
+        "local angular dimension w² = D + ½ − mean d_s (Crofton; table angular_dimension)."))
 
 
 class SuiteSpec(Strict):

@@ -27,7 +27,7 @@ from dofbench.errors import DofbenchError
 from dofbench.plugin.executor import Executor
 from dofbench.results import intervals
 from dofbench.results.store import Store
-from dofbench.run.adaptive import AdaptiveStrategy
+from dofbench.run.adaptive import AdaptiveStrategy, group_key
 from dofbench.run.grid import GridStrategy
 from dofbench.run.host import Host
 from dofbench.run.resolve import ResolvedSuite
@@ -120,6 +120,10 @@ class Strategy(Protocol):
 
     def members(self) -> list[str]:
         """The ids of the trials that belong to the suite so far (its membership in the store)."""
+
+    def member_specs(self) -> dict[str, TrialSpec]:
+        """The specs of members that are not trials of the suite's grid (e.g. the adaptive search's
+        trials at d between grid points), by id."""
 
     def finish(self, store: Store) -> None:
         """Write what the strategy decided (e.g. the adaptive search's d*)."""
@@ -274,10 +278,16 @@ class _Run:
         if members == self.registered:
             return
         th = self.suite.spec.threshold
+        specs, nested = self.suite.trial_specs_json(), set(self.suite.nested)
+        extra = self.strategy.member_specs()  # trials a strategy asked for beyond the grid (d between its points)
+        if extra:
+            nested_groups = {group_key(t) for t in self.suite.trials if t.trial_id in self.suite.nested}
+            specs.update({i: t.model_dump(mode="json") for i, t in extra.items()})
+            nested |= {i for i, t in extra.items() if group_key(t) in nested_groups}
         self.s.store.register_suite(self.suite.name, self.suite.spec.description, self.suite.resolved_json(),
                                     self.s.source, members, th.metric, th.epsilons, th.delta,
-                                    self.suite.higher_is_better, specs=self.suite.trial_specs_json(),
-                                    baselines=self.suite.baselines, nested=self.suite.nested)
+                                    self.suite.higher_is_better, specs=specs,
+                                    baselines=self.suite.baselines, nested=nested)
         self.registered = members
 
     def reuse_stored(self, wanted: list[TrialSpec]) -> list[TrialSpec]:
