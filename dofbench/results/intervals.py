@@ -186,17 +186,86 @@ def brackets_of(rows: Sequence[Mapping]) -> list[tuple[float, float]]:
             for r in rows]
 
 
+@dataclass(frozen=True)
+class AngularDimension:
+    """The local angular dimension w² measured from the seeds' first-success dimensions d_s.
+
+    Crofton's formula makes the first-success dimension of a nested random subspace meeting a
+    convex cone C (not a subspace) satisfy P(d_s ≤ d) = 2·(v_{D−d+1} + v_{D−d+3} + …), v_k the
+    cone's intrinsic volumes, hence E[d_s] = D − δ(C) + ½ with δ(C) = E V the statistical
+    dimension (= w² up to one). So w² ≈ D + ½ − mean d_s, with a t interval over the seeds. Where
+    the d_s are only bracketed (a grid without ``search.refine``) the interval is the bracket's:
+    from the mean of the upper ends to the mean of the lower ends, each widened by its t term;
+    censored seeds (no success on the grid) leave it unbounded below."""
+
+    seeds: int
+    exact: int
+    censored: int
+    non_monotone: int
+    mean_d_s: float | None
+    sd_d_s: float | None
+    w2: float | None
+    w2_lo: float | None
+    w2_hi: float | None
+    note: str | None = None
+
+
+def angular_dimension(D: int, brackets: Sequence[tuple[float, float]], confidence: float,
+                      non_monotone: int = 0) -> AngularDimension | None:
+    """w² = D + ½ − mean d_s and its interval from one (d_below, d_first) per seed (d_first = inf:
+    the seed never succeeded). None without seeds."""
+    from scipy.stats import t as student
+
+    n = len(brackets)
+    if n == 0:
+        return None
+    lo = np.array([b[0] + 1 for b in brackets], dtype=float)       # d_s ≥ d_below + 1
+    hi = np.array([b[1] for b in brackets], dtype=float)           # d_s ≤ d_first
+    exact = int(np.sum(hi == lo))
+    censored = int(np.sum(~np.isfinite(hi)))
+    tq = float(student.ppf((1 + confidence) / 2, n - 1)) if n > 1 else math.inf
+
+    def half(x: np.ndarray) -> float:
+        return tq * float(np.std(x, ddof=1)) / math.sqrt(n) if n > 1 else math.inf
+
+    top = D + 0.5
+    if exact == n:
+        m, sd = float(lo.mean()), float(np.std(lo, ddof=1)) if n > 1 else None
+        h = half(lo)
+        return AngularDimension(n, exact, 0, non_monotone, m, sd, top - m,
+                                top - m - h if math.isfinite(h) else None, top - m + h if math.isfinite(h) else None,
+                                None if n > 1 else "one seed: no interval")
+    w2_hi = top - float(lo.mean()) + half(lo)
+    if censored:
+        return AngularDimension(n, exact, censored, non_monotone, None, None, None, None,
+                                w2_hi if math.isfinite(w2_hi) else None,
+                                f"{censored} of {n} seeds never succeeded on the grid: w² bounded above only")
+    w2_lo = top - float(hi.mean()) - half(hi)
+    return AngularDimension(n, exact, 0, non_monotone, None, None, None,
+                            w2_lo if math.isfinite(w2_lo) else None, w2_hi if math.isfinite(w2_hi) else None,
+                            f"{n - exact} of {n} seeds' d_s only bracketed by the grid: bounds only "
+                            "(search.refine finds each d_s)")
+
+
 def refresh(store, suite: str) -> int:
-    """Compute d*'s interval for every (task, method, metric, ε) of ``suite`` from what the store
-    holds now and write them (``d_star_intervals``); return how many."""
+    """Compute d*'s interval for every (task, method, metric, ε) of ``suite`` and, for nested
+    subspaces, the empirical angular dimension, from what the store holds now, and write them
+    (``d_star_intervals``, ``angular_dimension``); return how many d* intervals."""
     from dofbench.results import queries
 
     if not store.path.exists():
         return 0
     with store.read() as con:
         groups = queries.interval_inputs(con, suite)
-    out = []
+    out, angular = [], []
     for g in groups:
+        if g["nested"] and g["seeds"] and g["D"]:
+            a = angular_dimension(g["D"], brackets_of(g["seeds"]), g["confidence"],
+                                  sum(not r["monotone"] for r in g["seeds"]))
+            if a is not None:
+                angular.append([*g["key"][:6], g["label"], *g["key"][6:], g["D"], a.seeds, a.exact, a.censored,
+                                a.non_monotone, a.mean_d_s, a.sd_d_s, a.w2, a.w2_lo, a.w2_hi, g["confidence"],
+                                g["seed_evidence"], a.note])
         dims = [c["d"] for c in g["cells"]]
         if len(dims) < 2:  # one d (e.g. the full-training baseline): no transition to fit
             continue
@@ -209,5 +278,5 @@ def refresh(store, suite: str) -> int:
             continue
         out.append([*g["key"], g["evidence"], fit.likelihood, g["confidence"], fit.d_star_fit, fit.fit_lo,
                     fit.fit_hi, fit.d_star_lo, fit.d_star_hi, fit.note])
-    store.write_d_star_intervals(suite, out)
+    store.write_d_star_intervals(suite, out, angular)
     return len(out)

@@ -155,8 +155,37 @@ def _m006_evidence(con: duckdb.DuckDBPyConnection) -> None:
     )""")
 
 
+def _m007_angular_dimension(con: duckdb.DuckDBPyConnection) -> None:
+    """Migration 7: the local angular dimension measured from first-success dimensions (Crofton),
+    next to the theory's.
+
+    - ``angular_dimension``: per (suite, task, method, metric, ε) of nested subspaces, the empirical
+      w² = D + ½ − mean d_s with its interval (:mod:`dofbench.results.intervals`), the seeds it
+      rests on, how many are exact, censored (no success on the grid) or non-monotone.
+    - ``predictions`` adds the task's params (two tasks of one model name are no longer
+      confused), the predicted w² with its Monte Carlo interval and the per-seed spread of d_s, and
+      whether the prediction applies at all (``status`` 'ok' | 'not applicable', ``reason``)."""
+    con.execute("""
+    CREATE TABLE angular_dimension (
+        suite VARCHAR, model VARCHAR, model_params VARCHAR, dataset VARCHAR, dataset_params VARCHAR,
+        method VARCHAR, params VARCHAR, label VARCHAR, metric VARCHAR, epsilon DOUBLE, D BIGINT,
+        seeds INTEGER,               -- seeds with usable trials
+        exact INTEGER,               -- seeds whose d_s is one integer d
+        censored INTEGER,            -- seeds that never succeeded on the grid
+        non_monotone INTEGER,        -- seeds that failed at some d above their first success
+        mean_d_s DOUBLE, sd_d_s DOUBLE,
+        w2 DOUBLE, w2_lo DOUBLE, w2_hi DOUBLE, confidence DOUBLE,
+        evidence VARCHAR, note VARCHAR, computed_at TIMESTAMPTZ
+    )""")
+    for col, kind in (("model_params", "VARCHAR"), ("dataset_params", "VARCHAR"), ("params", "VARCHAR"),
+                      ("w2", "DOUBLE"), ("w2_lo", "DOUBLE"), ("w2_hi", "DOUBLE"), ("w2_sd", "DOUBLE"),
+                      ("status", "VARCHAR"), ("reason", "VARCHAR")):
+        con.execute(f"ALTER TABLE predictions ADD COLUMN {col} {kind}")
+
+
 MIGRATIONS: list[Callable[[duckdb.DuckDBPyConnection], None]] = [
-    _m001_core, _m002_statistics, _m003_references, _m004_suite_resolution, _m005_baselines, _m006_evidence]
+    _m001_core, _m002_statistics, _m003_references, _m004_suite_resolution, _m005_baselines, _m006_evidence,
+    _m007_angular_dimension]
 
 
 def schema_version(con: duckdb.DuckDBPyConnection) -> int:

@@ -38,6 +38,18 @@ def leaderboard(store, suite: str | None = None) -> Table:
         "ORDER BY suite, model, dataset, metric, epsilon, rank, label", params))
 
 
+def angular_comparison(store, suite: str | None = None) -> Table:
+    """The empirical angular dimension next to the theory's (view angular_dimension_vs_theory)."""
+    where, params = _where_suite(suite)
+    return Table(*store.query(
+        "SELECT suite, model, dataset, label AS method, metric, epsilon, D, seeds, exact, censored, non_monotone, "
+        "round(w2, 1) AS w2, round(w2_lo, 1) AS w2_lo, round(w2_hi, 1) AS w2_hi, source, theory_status, "
+        "round(w2_theory, 1) AS w2_theory, round(w2_theory_lo, 1) AS w2_theory_lo, "
+        "round(w2_theory_hi, 1) AS w2_theory_hi, w2 BETWEEN w2_theory_lo AND w2_theory_hi AS within, theory_reason "
+        f"FROM angular_dimension_vs_theory{where} ORDER BY suite, model, model_params, dataset, dataset_params, "
+        "label, epsilon, source", params))
+
+
 def success(store, suite: str | None = None) -> Table:
     """P_s per (suite, task, method, d, metric, ε)."""
     where, params = _where_suite(suite)
@@ -145,7 +157,10 @@ def interval_inputs(con, suite: str) -> list[dict[str, Any]]:
     level, whether the subspaces are nested, the ``success`` cells (d, successes, n, eligible) and
     the ``first_success`` rows of its seeds."""
     keys = ", ".join(_KEY)
-    groups = rows(con, f"SELECT {keys}, delta, evidence FROM leaderboard WHERE suite = ? ORDER BY {keys}", [suite])
+    groups = rows(con, f"SELECT {keys}, label, total_params, delta, evidence FROM leaderboard WHERE suite = ? "
+                       f"ORDER BY {keys}", [suite])
+    seed_evidence = {tuple(r[k] for k in _KEY): r["evidence"] for r in rows(
+        con, f"SELECT {keys}, evidence FROM first_success_evidence WHERE suite = ?", [suite])}
     cells = rows(con, f"SELECT {keys}, d, successes, n, eligible, confidence, nested FROM success WHERE suite = ? "
                       "ORDER BY d", [suite])
     seeds = rows(con, f"SELECT {keys}, seed, d_below, d_first, exact, monotone FROM first_success WHERE suite = ?",
@@ -153,7 +168,8 @@ def interval_inputs(con, suite: str) -> list[dict[str, Any]]:
     by_key: dict[tuple, dict[str, Any]] = {}
     for g in groups:
         key = tuple(g[k] for k in _KEY)
-        by_key[key] = {"key": key, "delta": g["delta"], "evidence": g["evidence"], "cells": [], "seeds": [],
+        by_key[key] = {"key": key, "label": g["label"], "D": g["total_params"], "delta": g["delta"],
+                       "evidence": g["evidence"], "seed_evidence": seed_evidence.get(key), "cells": [], "seeds": [],
                        "nested": False, "confidence": 0.95}
     for c in cells:
         g = by_key.get(tuple(c[k] for k in _KEY))

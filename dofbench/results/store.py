@@ -243,15 +243,26 @@ class Store:
                         "VALUES (?, ?, ?, ?, ?, ?)", [suite, strategy, confidence, z_value(confidence), seeds, min_seeds])
             con.commit()
 
-    def write_predictions(self, rows: list[tuple]) -> None:
-        """Replace the predictions of the (suite, model, dataset, method, metric, source) keys of
-        ``rows`` (suite, model, dataset, method, metric, ε, d*, lo, hi, source)."""
+    PREDICTION_COLUMNS = ("suite", "model", "dataset", "method", "metric", "epsilon", "d_star_pred", "d_star_pred_lo",
+                          "d_star_pred_hi", "source", "model_params", "dataset_params", "params", "w2", "w2_lo", "w2_hi",
+                          "w2_sd", "status", "reason")
+
+    def write_predictions(self, rows: list[dict[str, Any]]) -> None:
+        """Replace the predictions of the (suite, model, model params, dataset, dataset params,
+        method, metric, source) keys of ``rows`` (dicts of :attr:`PREDICTION_COLUMNS`; missing
+        ones NULL): predicted d* with its interval, w² with its Monte Carlo interval and the
+        per-seed spread of d_s, and status 'ok' | 'not applicable' with the reason."""
+        cols = self.PREDICTION_COLUMNS
         with self.write() as con:
             con.begin()
-            for key in {(r[0], r[1], r[2], r[3], r[4], r[9]) for r in rows}:
-                con.execute("DELETE FROM predictions WHERE suite = ? AND model = ? AND dataset = ? AND method = ? "
-                            "AND metric = ? AND source = ?", list(key))
-            con.executemany("INSERT INTO predictions VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", [list(r) for r in rows])
+            keys = {(r["suite"], r["model"], r.get("model_params"), r["dataset"], r.get("dataset_params"), r["method"],
+                     r["metric"], r["source"]) for r in rows}
+            for k in keys:
+                con.execute("DELETE FROM predictions WHERE suite = ? AND model = ? AND (model_params IS NULL OR "
+                            "model_params = ?) AND dataset = ? AND (dataset_params IS NULL OR dataset_params = ?) "
+                            "AND method = ? AND metric = ? AND source = ?", list(k))
+            con.executemany(f"INSERT INTO predictions ({', '.join(cols)}) VALUES ({', '.join('?' * len(cols))})",
+                            [[r.get(c) for c in cols] for r in rows])
             con.commit()
 
     def write_searches(self, suite: str, metric: str, rows: list[list[Any]], *, trials: int, steps: int) -> None:
@@ -269,10 +280,12 @@ class Store:
                               r[8] if len(r) > 8 else None, r[9] if len(r) > 9 else None] for r in rows])
             con.commit()
 
-    def write_d_star_intervals(self, suite: str, rows: list[list[Any]]) -> None:
+    def write_d_star_intervals(self, suite: str, rows: list[list[Any]], angular: list[list[Any]] = ()) -> None:
         """Replace the d* intervals of ``suite`` (:func:`dofbench.results.intervals.refresh`): rows of
         (model, model params, dataset, dataset params, method, params, metric, ε, evidence,
-        likelihood, confidence, d_star_fit, fit_lo, fit_hi, d_star_lo, d_star_hi, note)."""
+        likelihood, confidence, d_star_fit, fit_lo, fit_hi, d_star_lo, d_star_hi, note); and its
+        empirical angular dimensions, rows of the columns of ``angular_dimension`` after the suite
+        up to the note."""
         cols = ("suite", "model", "model_params", "dataset", "dataset_params", "method", "params", "metric",
                 "epsilon", "evidence", "likelihood", "confidence", "d_star_fit", "fit_lo", "fit_hi", "d_star_lo",
                 "d_star_hi", "note")
@@ -282,6 +295,13 @@ class Store:
             if rows:
                 con.executemany(f"INSERT INTO d_star_intervals ({', '.join(cols)}, computed_at) "
                                 f"VALUES ({', '.join('?' * len(cols))}, now())", [[suite, *r] for r in rows])
+            acols = ("suite", "model", "model_params", "dataset", "dataset_params", "method", "params", "label",
+                     "metric", "epsilon", "D", "seeds", "exact", "censored", "non_monotone", "mean_d_s", "sd_d_s",
+                     "w2", "w2_lo", "w2_hi", "confidence", "evidence", "note")
+            con.execute("DELETE FROM angular_dimension WHERE suite = ?", [suite])
+            if angular:
+                con.executemany(f"INSERT INTO angular_dimension ({', '.join(acols)}, computed_at) "
+                                f"VALUES ({', '.join('?' * len(acols))}, now())", [[suite, *r] for r in angular])
             con.commit()
 
     # ------------------------------------------------------------------ reads

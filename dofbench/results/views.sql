@@ -89,6 +89,14 @@ WHERE t.usable
 GROUP BY f.suite, f.model, f.model_params, f.dataset, f.dataset_params, f.method, f.params, f.metric, f.epsilon,
          f.seed, f.d_first;
 
+-- Per (suite, task, method, metric, ε): the first-success brackets of its seeds as one string, what
+-- an empirical angular dimension (table angular_dimension) was computed from.
+CREATE VIEW first_success_evidence AS
+SELECT suite, model, model_params, dataset, dataset_params, method, params, metric, epsilon,
+       string_agg(seed || ':' || d_below || '-' || coalesce(d_first, -1), ',' ORDER BY seed) AS evidence
+FROM first_success
+GROUP BY suite, model, model_params, dataset, dataset_params, method, params, metric, epsilon;
+
 -- d*(ε) = the smallest eligible d with P_s ≥ 1 − δ (the grid's, or the adaptive search's for adaptive
 -- suites), the seeds it rests on and whether every d of the grid was eligible (complete); its
 -- interval (d_star_lo, d_star_hi: the profile-likelihood interval of dofbench.results.intervals,
@@ -158,3 +166,32 @@ SELECT suite, model, model_params, dataset, dataset_params, method, params, labe
        d_star_lo, d_star_hi, d_int90, baseline, estimator, complete, incomplete_dims, d_star_fit, d_star_fit_lo,
        d_star_fit_hi, evidence
 FROM k;
+
+-- The local angular dimension w² measured from the seeds' first-success dimensions (Crofton:
+-- w² = D + ½ − mean d_s; table angular_dimension, shown while its evidence is current) next to the
+-- theory's prediction (table predictions: the quadratic well's, or the gated Hessian model's, with
+-- status 'not applicable' and its reason where the local quadratic model does not hold). The
+-- theory's interval is for the mean of this many seeds: w²_theory ± z·√(sd²/seeds + se²), sd the
+-- predicted spread of d_s across seeds, se the Monte Carlo error; within = the empirical w² inside it.
+CREATE VIEW angular_dimension_vs_theory AS
+WITH p AS (
+    SELECT *, (w2_hi - w2_lo) / 2 AS w2_half FROM predictions
+)
+SELECT a.suite, a.model, a.model_params, a.dataset, a.dataset_params, a.method, a.params, a.label, a.metric,
+       a.epsilon, a.D, a.seeds, a.exact, a.censored, a.non_monotone, a.mean_d_s, a.w2, a.w2_lo, a.w2_hi,
+       p.source, p.status AS theory_status, p.reason AS theory_reason, p.w2 AS w2_theory,
+       p.w2 - coalesce(st.z, 1.959963984540054) * sqrt(coalesce(p.w2_sd, 0) ^ 2 / a.seeds
+              + (coalesce(p.w2_half, 0) / coalesce(st.z, 1.959963984540054)) ^ 2) AS w2_theory_lo,
+       p.w2 + coalesce(st.z, 1.959963984540054) * sqrt(coalesce(p.w2_sd, 0) ^ 2 / a.seeds
+              + (coalesce(p.w2_half, 0) / coalesce(st.z, 1.959963984540054)) ^ 2) AS w2_theory_hi,
+       p.d_star_pred
+FROM angular_dimension a
+JOIN first_success_evidence f ON f.suite = a.suite AND f.model = a.model AND f.model_params = a.model_params
+     AND f.dataset = a.dataset AND f.dataset_params = a.dataset_params AND f.method = a.method
+     AND f.params = a.params AND f.metric = a.metric AND f.epsilon = a.epsilon AND f.evidence = a.evidence
+LEFT JOIN suite_statistics st ON st.suite = a.suite
+LEFT JOIN p ON p.suite = a.suite AND p.model = a.model AND p.dataset = a.dataset AND p.metric = a.metric
+     AND abs(p.epsilon - a.epsilon) < 1e-12 AND coalesce(p.model_params, a.model_params) = a.model_params
+     AND coalesce(p.dataset_params, a.dataset_params) = a.dataset_params
+     AND (p.method = a.method OR p.method = a.label)
+     AND coalesce(p.params, a.params) = a.params;

@@ -206,6 +206,9 @@ def test_a_store_of_schema_4_gets_todays_views_and_its_full_baselines_marked(db,
             raw.execute(f"ALTER TABLE searches DROP COLUMN {col}")
         raw.execute("DROP TABLE binomial_intervals")
         raw.execute("DROP TABLE d_star_intervals")
+        raw.execute("DROP TABLE angular_dimension")                                       # what 7 added
+        for col in ("model_params", "dataset_params", "params", "w2", "w2_lo", "w2_hi", "w2_sd", "status", "reason"):
+            raw.execute(f"ALTER TABLE predictions DROP COLUMN {col}")
         raw.execute("DELETE FROM schema_migrations WHERE version >= 5")
         raw.execute("CREATE VIEW leaderboard_base AS SELECT 1 AS x")  # what schema 3 left behind
     fresh = Store(db)
@@ -213,4 +216,5 @@ def test_a_store_of_schema_4_gets_todays_views_and_its_full_baselines_marked(db,
     # migration 6 filled each member's model, d and seed from its stored trial
     assert fresh.query("select count(*) from suite_trials where d is null or seed is null or model is null")[1] == [(0,)]
     views = {r[0] for r in fresh.query("select view_name from duckdb_views() where not internal")[1]}
-    assert views == {"members", "trial_values", "success", "first_success", "leaderboard"}
+    assert views == {"members", "trial_values", "success", "first_success", "first_success_evidence", "leaderboard",
+                     "angular_dimension_vs_theory"}
