@@ -105,3 +105,20 @@ def test_d_star_interval_coverage_by_simulation(n, nested):
         cont, grid = _simulate(n, nested, math.log(60), sigma, reps, rng)
         assert grid >= 0.95 - 2 * math.sqrt(0.95 * 0.05 / reps), (sigma, cont, grid)
         assert cont >= 0.85, (sigma, cont, grid)
+
+
+def test_angular_dimension_from_first_success_dimensions():
+    """w² = D + ½ − mean d_s with a t interval where every d_s is exact; bounds from the brackets
+    where the grid only brackets them; bounded above only with a censored seed."""
+    from scipy.stats import t
+
+    from dofbench.results.intervals import angular_dimension
+
+    exact = angular_dimension(1000, [(39, 40), (44, 45), (49, 50)], 0.95)
+    half = t.ppf(0.975, 2) * np.std([40, 45, 50], ddof=1) / math.sqrt(3)
+    assert exact.w2 == pytest.approx(1000.5 - 45) and (exact.w2_lo, exact.w2_hi) == pytest.approx(
+        (955.5 - half, 955.5 + half))
+    grid = angular_dimension(1000, [(32, 40), (40, 48), (40, 48)], 0.95)
+    assert grid.w2 is None and grid.w2_lo < 1000.5 - 45.3 < grid.w2_hi and "bracketed" in grid.note
+    cens = angular_dimension(1000, [(32, 40), (64, math.inf)], 0.95)
+    assert cens.w2_lo is None and cens.censored == 1

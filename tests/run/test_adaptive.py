@@ -204,3 +204,26 @@ def test_budgets_stop_an_adaptive_search_and_a_rerun_finishes_it(tmp_path):
     assert rest.budget is None and rest.skipped >= 2 and rest.ran + rest.skipped == ref.ran
     q = "select epsilon, d_star, estimator from leaderboard where suite = 'welladapt'"
     assert s.query(q).rows == whole.query(q).rows
+
+
+@pytest.mark.slow
+def test_refined_first_success_dimensions_measure_the_angular_dimension(tmp_path, invoke):
+    """Nested subspaces with search.refine on a quadratic well: every seed's first-success dimension
+    is one integer d, the stored empirical w² = D + ½ − mean d_s sits inside the quadratic theory's
+    interval for that many seeds, and the adaptive d* is the grid's."""
+    import json
+
+    cfg = tmp_path / "w.toml"
+    cfg.write_text(WELL.replace("wellgrid", "wellref").replace("seeds    = 3", "seeds    = 4").replace(
+        "[suites.wellref.threshold]", 'search = { strategy = "adaptive", refine = true }\n[suites.wellref.threshold]'))
+    s = Session(db=tmp_path / "r.duckdb", config=cfg)
+    [summary] = s.run(["wellref"], executor="local")
+    fs = s.query("select seed, d_below, d_first, exact from first_success where suite = 'wellref'").records()
+    assert len(fs) == 4 and all(r["exact"] for r in fs)
+    assert invoke("theory", "suite", "wellref", "--config", str(cfg), "--db", str(tmp_path / "r.duckdb"),
+                  "--samples", "200").exit_code == 0
+    res = invoke("theory", "compare", "wellref", "--db", str(tmp_path / "r.duckdb"), "--format", "json")
+    [row] = json.loads(res.output)
+    mean = sum(r["d_first"] for r in fs) / 4
+    assert row["w2"] == pytest.approx(120 + 0.5 - mean, abs=0.1) and row["exact"] == 4
+    assert row["source"] == "quadratic-theory" and row["within"], row
