@@ -8,6 +8,8 @@ and the two-sided p-value of Fisher's exact test of their equality; then the com
 of (seed, ε) success sequences that are not monotone in d.
 
 Environment: ``DOFBENCH_BENCH_SUITES`` (default: quick), ``DOFBENCH_BENCH_SEEDS``,
+``DOFBENCH_BENCH_DIMS`` (comma-separated: another grid, e.g. points between the suite's, where its
+transitions are),
 ``DOFBENCH_BENCH_DB`` (default: a temporary file), ``DOFBENCH_BENCH_EXECUTOR`` (default auto).
 """
 
@@ -19,12 +21,12 @@ import tempfile
 from pathlib import Path
 
 
-def _variant(spec, nested: bool, seeds: int):
+def _variant(spec, nested: bool, seeds: int, dims: list[int] | None):
     methods = [m.model_copy(update={"params": {**m.params, "nested": nested}}) for m in spec.methods]
-    return spec.model_copy(update={"methods": methods, "seeds": seeds})
+    return spec.model_copy(update={"methods": methods, "seeds": seeds, **({"dims": dims} if dims else {})})
 
 
-def compare(session, name: str, executor, seeds: int) -> dict:
+def compare(session, name: str, executor, seeds: int, dims: list[int] | None = None) -> dict:
     from scipy.stats import chi2, fisher_exact
 
     from dofbench.config.suites import get_suite, load_suite_file
@@ -37,7 +39,7 @@ def compare(session, name: str, executor, seeds: int) -> dict:
     ps = {}
     for nested in (True, False):
         sname = f"{name}~{'nested' if nested else 'independent'}"
-        suite = resolve_suite(session.host, sname, _variant(spec, nested, seeds))
+        suite = resolve_suite(session.host, sname, _variant(spec, nested, seeds, dims))
         session.store.record_statistics(sname, "grid", spec.search.confidence, seeds=seeds)
         scheduler.run(suite, GridStrategy(suite, session.host))
         _, rows = session.store.query("SELECT epsilon, d, successes, n FROM success WHERE suite = ?", [sname])
@@ -65,12 +67,13 @@ def main() -> None:
 
     names = [s for s in os.environ.get("DOFBENCH_BENCH_SUITES", "quick").split(",") if s]
     seeds = int(os.environ.get("DOFBENCH_BENCH_SEEDS", "10"))
+    dims = [int(d) for d in os.environ.get("DOFBENCH_BENCH_DIMS", "").split(",") if d] or None
     db = os.environ.get("DOFBENCH_BENCH_DB") or str(Path(tempfile.mkdtemp()) / "bench_nested.duckdb")
     session = Session(db=db)
     ex = executor_for(os.environ.get("DOFBENCH_BENCH_EXECUTOR", "auto"), session.host, session.runtime, None)
     try:
         for name in names:
-            r = compare(session, name, ex, seeds)
+            r = compare(session, name, ex, seeds, dims)
             print(f"{name} ({seeds} seeds): P_s nested vs independent per (ε, d), Fisher's exact p", flush=True)
             for (e, d), p1, p2, p in r["cells"]:
                 print(f"  ε={e:<6g} d={d:<6} nested {p1:.2f}  independent {p2:.2f}  p={p:.2f}")

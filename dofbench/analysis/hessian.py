@@ -2,19 +2,21 @@
 where it holds (methods.md §7 applied to real networks).
 
 Near a trained point θ_T, L(θ) ≈ L_T + gᵀΔ + ½ ΔᵀHΔ (Δ = θ − θ_T, g the gradient, H the Hessian,
-both by torch.func). If H is positive definite the model's minimum is θ* = θ_T − H⁻¹g with
-L* = L_T − ½ gᵀH⁻¹g, and its sub-level set at ε is the ellipsoid of semi-axes
-r_i = √(2(ε − L*)/λ_i) around θ*, seen from θ0 at distance R = ‖θ0 − θ*‖. The prediction is made
-only when the model can be trusted, and otherwise reported as not applicable with the reason:
+both by torch.func). The gradient is kept: the model's minimum is θ* = θ_T − H⁺g with
+L* = L_T − ½ gᵀH⁺g (H⁺ on the curvature above the floor, from Lanczos started at g), and its
+sub-level set at ε is the ellipsoid of semi-axes r_i = √(2(ε − L*)/λ_i) around θ*, seen from θ0 at
+distance R = ‖θ0 − θ*‖. The prediction is made only when the model can be trusted, and otherwise
+reported as not applicable with the reason:
 
 1. **a minimum**: the spectral weight of negative curvature (stochastic Lanczos quadrature over
-   several random probes) is at most :data:`MAX_NEGATIVE_MASS`; and the Newton step ‖H⁻¹g‖
-   (Lanczos started at g: gᵀH⁻¹g ≈ ‖g‖² e₁ᵀT⁻¹e₁) stays inside the trust radius;
+   several random probes) is at most :data:`MAX_NEGATIVE_MASS`, and so is the share of ‖g‖² along
+   flat or negative curvature; the Newton step ‖H⁺g‖ stays inside the trust radius;
 2. **a trust radius** ρ verified against the actual loss: along random directions u and along the
-   Newton step, the model
-   L_T + t gᵀu + ½ t² uᵀHu must match L(θ_T + t u) within :data:`TRUST_TOLERANCE` of the level
-   ε − L* for every t ≤ ρ; semi-axes longer than ρ are cut to ρ (so the set is the model's only
-   where the model was checked: the predicted d* is then an upper bound where caps bind);
+   Newton step, the model L_T + t gᵀu + ½ t² uᵀHu must match L(θ_T + t u) within
+   :data:`TRUST_TOLERANCE` of the level ε − L* for every t ≤ ρ. Semi-axes longer than ρ are cut to
+   ρ (the set is then the model's only where the model was checked, and the predicted d* an upper
+   bound); if more than :data:`MAX_CAPPED` of them are cut the model does not describe S(ε) at all:
+   not applicable, with the bound in the reason;
 3. the spectrum for the width is the quadrature density averaged over the probes (quantiles of its
    distribution function), not one probe's Ritz values replicated.
 """
@@ -40,6 +42,9 @@ TRUST_TOLERANCE = 0.25
 """The model may miss the actual loss by at most this fraction of the level ε − L* inside ρ."""
 TRUST_DIRECTIONS = 8
 """Random directions along which the model is checked against the actual loss."""
+MAX_CAPPED = 0.5
+"""If more than this share of the semi-axes reach past the trust radius, the model does not describe
+the sub-level set: not applicable (the reason gives the bound from the part it was checked on)."""
 TRUST_REACH = 4.0
 """The model is checked out to this many times ‖θ0 − θ_T‖ (the trust radius is at most that far)."""
 
@@ -266,11 +271,11 @@ def quadratic_d_star(lq: LocalQuadratic, epsilons: list[float], delta: float = 0
             return HessianPrediction(eps, "not applicable", reason)
 
         if lq.negative_mass > MAX_NEGATIVE_MASS:
-            out.append(na(f"θ_T is not a minimum: {lq.negative_mass:.0%} of the Hessian's spectral weight is "
+            out.append(na(f"θ_T is not a minimum: {lq.negative_mass:.1%} of the Hessian's spectral weight is "
                           f"negative (at most {MAX_NEGATIVE_MASS:.0%} allowed)"))
             continue
         if lq.gradient_flat_share > MAX_NEGATIVE_MASS:
-            out.append(na(f"θ_T is not near a minimum: {lq.gradient_flat_share:.0%} of the squared gradient lies "
+            out.append(na(f"θ_T is not near a minimum: {lq.gradient_flat_share:.1%} of the squared gradient lies "
                           f"along flat or negative curvature, where the quadratic model has no minimum (at most "
                           f"{MAX_NEGATIVE_MASS:.0%} allowed; ‖g‖ = {lq.grad_norm:.3g})"))
             continue
@@ -301,6 +306,11 @@ def quadratic_d_star(lq: LocalQuadratic, epsilons: list[float], delta: float = 0
         rel = float(np.std(sums, ddof=1) / np.mean(sums)) / math.sqrt(len(sums)) if len(sums) > 1 else 0.0
         se = math.hypot(pw.statistical_dimension.stderr, rel * pw.w2)
         pred = predict_d_star(len(lam), pw.w2, delta, pw.intrinsic_sd)
+        if pw.capped > MAX_CAPPED:
+            out.append(na(f"the sub-level set at ε reaches past the trust radius {rho:.3g} (verified against the actual "
+                          f"loss) in {pw.capped:.0%} of directions: the local quadratic model does not describe it "
+                          f"(from the part it was checked on only w² ≥ {pw.w2:.1f}, d* ≤ {pred.d_star:.0f})"))
+            continue
         reason = None
         if pw.capped > 0:
             reason = (f"semi-axes cut at the trust radius {rho:.3g} in {pw.capped:.0%} of directions: "

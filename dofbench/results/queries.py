@@ -42,7 +42,8 @@ def angular_comparison(store, suite: str | None = None) -> Table:
     """The empirical angular dimension next to the theory's (view angular_dimension_vs_theory)."""
     where, params = _where_suite(suite)
     return Table(*store.query(
-        "SELECT suite, model, dataset, label AS method, metric, epsilon, D, seeds, exact, censored, non_monotone, "
+        "SELECT suite, model, model_params, dataset, label AS method, metric, epsilon, D, seeds, exact, censored, "
+        "non_monotone, "
         "round(w2, 1) AS w2, round(w2_lo, 1) AS w2_lo, round(w2_hi, 1) AS w2_hi, source, theory_status, "
         "round(w2_theory, 1) AS w2_theory, round(w2_theory_lo, 1) AS w2_theory_lo, "
         "round(w2_theory_hi, 1) AS w2_theory_hi, w2 BETWEEN w2_theory_lo AND w2_theory_hi AS within, theory_reason "
