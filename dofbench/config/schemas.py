@@ -94,9 +94,9 @@ class SearchConfig(Strict):
         "Adaptive: the most seeds run at one d (default: the suite's seeds); d* is judged as the grid "
         "would judge it with this many seeds."))
     initial_seeds: PositiveInt = Field(2, description=(
-        "Adaptive, independent subspaces: seeds run at once at a newly probed d before its first "
-        "verdict can be estimated (one at a time afterwards). Nested subspaces run as many as could "
-        "settle the verdict."))
+        "Adaptive: seeds run at once at a probed d. Nested subspaces: at most this many per round "
+        "(1 runs the fewest trials, more finish sooner on many workers). Independent subspaces: this "
+        "many before the first verdict can be estimated, one at a time afterwards."))
     refine: bool = Field(False, description=(
         "Adaptive, nested subspaces: after d* is decided, bisect every seed's first successful "
         "dimension d_s down to one integer d (trials at d between grid points), for the empirical "

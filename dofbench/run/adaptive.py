@@ -138,11 +138,13 @@ class GroupSearch:
         return Verdict(0, k, k + f, unknown)
 
     def _batch(self, d: int, v: Verdict, e: float) -> list[int]:
-        """Seeds to run next at an undecided d."""
+        """Seeds to run next at an undecided d: nested, at most ``initial_seeds`` per round (one
+        failure settles "below", so fewer at a time is cheaper and more at a time is faster);
+        independent, ``initial_seeds`` before the first verdict can be estimated, then one."""
         n_final = v.usable + len(v.to_run)
         need = math.ceil((1 - self.delta) * n_final - 1e-9) - v.successes
         if self.nested:
-            return v.to_run[:max(1, need)]                # the fewest that could settle it above
+            return v.to_run[:max(1, min(self.initial_seeds, need))]
         first = self.initial_seeds if v.usable == 0 else 1
         return v.to_run[:max(1, min(first, need))]
 
