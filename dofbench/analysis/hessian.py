@@ -271,11 +271,11 @@ def quadratic_d_star(lq: LocalQuadratic, epsilons: list[float], delta: float = 0
             return HessianPrediction(eps, "not applicable", reason)
 
         if lq.negative_mass > MAX_NEGATIVE_MASS:
-            out.append(na(f"θ_T is not a minimum: {lq.negative_mass:.1%} of the Hessian's spectral weight is "
+            out.append(na(f"θ_T is not a minimum: {lq.negative_mass:.2%} of the Hessian's spectral weight is "
                           f"negative (at most {MAX_NEGATIVE_MASS:.0%} allowed)"))
             continue
         if lq.gradient_flat_share > MAX_NEGATIVE_MASS:
-            out.append(na(f"θ_T is not near a minimum: {lq.gradient_flat_share:.1%} of the squared gradient lies "
+            out.append(na(f"θ_T is not near a minimum: {lq.gradient_flat_share:.2%} of the squared gradient lies "
                           f"along flat or negative curvature, where the quadratic model has no minimum (at most "
                           f"{MAX_NEGATIVE_MASS:.0%} allowed; ‖g‖ = {lq.grad_norm:.3g})"))
             continue
