@@ -302,6 +302,9 @@ class LotterySubspace(Method):
                     f"{need / 1024**3:.1f} GiB, over basis_budget_gb={params.basis_budget_gb:g}; lower d_max")
         return None
 
+    def nested(self, params: LotterySubspaceParams) -> bool:
+        return True  # U[:, :d] of one SVD per seed
+
     def setup(self, ctx: MethodContext) -> Reparam:
         p: LotterySubspaceParams = ctx.params
         if ctx.d > self.max_dim(p, ctx.D):

@@ -69,12 +69,19 @@ class QuadraticWell(Dataset):
 
 class PointParams(Params):
     R: float = Field(1.0, gt=0, description="Initial distance ‖θ0 − θ*‖ (θ0 = R·u, u uniform on the sphere).")
+    far_share: float = Field(0.0, ge=0, le=1, description=(
+        "Bimodal seeds: this share of seeds (each seed drawn with this probability from its init seed) "
+        "starts at distance R_far instead of R, so their first successful dimension is much larger — "
+        "P_s(d) then plateaus below 1 between the two modes. 0: every seed at R."))
+    R_far: float = Field(4.0, gt=0, description="The initial distance of the far seeds (far_share > 0).")
 
 
 class Point(nn.Module):
-    def __init__(self, D: int, R: float):
+    def __init__(self, D: int, R: float, far_share: float = 0.0, R_far: float = 4.0):
         super().__init__()
         u = torch.randn(D)
+        if far_share > 0 and float(torch.rand(())) < far_share:  # drawn after u: R's seeds keep their θ0 direction
+            R = R_far
         self.theta = nn.Parameter(R * u / u.norm())
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -90,10 +97,10 @@ class QuadraticPoint(Model):
         if info.task != TASK:
             raise DofbenchError(f"model quadratic-point needs a dataset of task {TASK!r} (e.g. quadratic-well), "
                                 f"got task {info.task!r}")
-        return Point(info.input_shape[0], params.R)
+        return Point(info.input_shape[0], params.R, params.far_share, params.R_far)
 
-    def initial_distance(self, params: PointParams) -> float:
-        return float(params.R)
+    def initial_distance(self, params: PointParams) -> float | None:
+        return float(params.R) if params.far_share == 0 else None  # bimodal seeds: no single R
 
 
 @hookimpl

@@ -7,7 +7,7 @@ from __future__ import annotations
 from typing import Any, Literal
 
 import torch
-from pydantic import Field
+from pydantic import Field, model_validator
 
 from dofbench.plugin import (
     MAX_GROUP, AffineReparam, Method, MethodContext, Params, ProjectionKind, Reparam, SubspaceOptimizerParams,
@@ -27,6 +27,19 @@ class SubspaceParams(SubspaceOptimizerParams):
     auto_dense_mb: float = Field(
         64.0, ge=0, description="projection='auto' uses dense while the D×d float32 matrix is at "
         "most this many MiB (one matrix product is the fastest map there), fastfood beyond.")
+    nested: bool = Field(
+        False, description="Nested subspaces: one projection per seed whose first d columns are the "
+        "d-dimensional subspace (dense/orthonormal: columns drawn in reproducible blocks; sparse: the "
+        "same per block; fastfood: one transform of size 2^ceil(log2 D)), so span(A_d) grows with d and "
+        "success is monotone in d per seed; each A_d is still marginally the paper's random subspace. "
+        "False: a fresh A per (seed, d), as in the paper. Needs a fixed projection (not auto).")
+
+    @model_validator(mode="after")
+    def _nested_needs_a_fixed_kind(self) -> "SubspaceParams":
+        if self.nested and self.projection == "auto":
+            raise ValueError("nested = true needs a fixed projection (dense, orthonormal, sparse or fastfood), "
+                             "not 'auto', which switches kind as d grows")
+        return self
 
 
 def subspace_group_limit(p: SubspaceParams, D: int, d: int, device: str) -> int:
@@ -46,17 +59,24 @@ def projection_seed(ctx: MethodContext) -> torch.Generator:
     return g
 
 
+def nested_projection_seed(ctx: MethodContext) -> int:
+    """Seed of a seed's one nested projection: (model, dataset, seed) — not d, not the method."""
+    return derive_seed("nested-projection", *ctx.spec.init_key())
+
+
 def subspace_reparam(ctx: MethodContext, p: SubspaceParams, origin: torch.Tensor,
                      info: dict[str, Any] | None = None) -> AffineReparam:
-    """θ = origin + Aφ with a fresh A per (seed, d), φ0 = 0; the resolved projection goes into
-    the trial's method_info."""
-    proj = make_projection(p.projection, ctx.D, ctx.d, projection_seed(ctx), ctx.device,
+    """θ = origin + Aφ with a fresh A per (seed, d) — or, with ``nested``, the first d columns of the
+    seed's one projection — φ0 = 0; the resolved projection goes into the trial's method_info."""
+    proj = make_projection(p.projection, ctx.D, ctx.d, None if p.nested else projection_seed(ctx), ctx.device,
                            segments=ctx.net.numels, budget_bytes=int(p.dense_budget_gb * 1024**3),
-                           auto_dense_bytes=int(p.auto_dense_mb * 1024**2))
+                           auto_dense_bytes=int(p.auto_dense_mb * 1024**2),
+                           nested_seed=nested_projection_seed(ctx) if p.nested else None)
     origin = origin.to(ctx.device)
     return AffineReparam(
         phi0=origin.new_zeros(ctx.d), theta=lambda phi: origin + proj(phi), **p.optimizer_spec(),
-        info={**proj.info(), "projection_requested": p.projection, **(info or {})},
+        info={**proj.info(), "projection_requested": p.projection, **({"nested": True} if p.nested else {}),
+              **(info or {})},
         origin=origin, projection=proj)
 
 
@@ -78,6 +98,9 @@ class SubspaceMethod(Method):
                     f"dense_budget_gb={params.dense_budget_gb:g}; use projection = \"fastfood\" or \"sparse\" (or "
                     "\"auto\"), a smaller d, or a larger dense_budget_gb")
         return None
+
+    def nested(self, params: SubspaceParams) -> bool:
+        return params.nested
 
 
 class RandomSubspace(SubspaceMethod):

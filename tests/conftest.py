@@ -225,6 +225,7 @@ class SynthSuite:
 
     def make_store(self, path, burnin: bool = True):
         """The suite written through Store.write_result and registered as a run would."""
+        from dofbench.results import intervals
         from dofbench.results.store import Store
 
         store = Store(path)
@@ -252,6 +253,8 @@ class SynthSuite:
         store.register_suite(self.SUITE, "synthetic suite for plot tests", {"dims": self.DIMS}, "test", ids,
                              "best_train_acc", self.EPSILONS, 0.25, True, baselines=baselines,
                              yardsticks=yardsticks)
+        store.record_statistics(self.SUITE, "grid", 0.95, seeds=len(self.SEEDS))
+        intervals.refresh(store, self.SUITE)  # what a run computes at its end
         return store
 
 

@@ -71,7 +71,7 @@ def test_every_sql_statement_lives_in_the_results_package():
 
 def test_the_core_names_no_plugin_component():
     """Roles are declarations on components (a baseline method, a task loss, a quadratic well),
-    not names the core recognises. The exceptions are migrations 5 and 7, which mark the baselines
+    not names the core recognises. The exceptions are migrations 5 and 9, which mark the baselines
     and yardsticks of stores written when the only ones were the built-in `full` and
     `random-subspace`."""
     from dofbench.run.host import Host

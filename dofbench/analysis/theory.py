@@ -12,9 +12,12 @@ Gaussian width of C ∩ S^{D−1} up to one: w² ≤ δ ≤ w² + 1. Hence d*_th
 and Gordon's escape theorem bounds P_s(d) ≤ 3.5·exp(−(a_{D−d} − w)²/18) when a_{D−d} > w.
 
 Everything here is numerical (Monte Carlo over g ~ N(0, I_D) with float64 NumPy), with the
-closed forms alongside: the ball, a subspace, an ellipsoid's width bounds
+closed forms alongside where they are correct: the ball, a subspace, an ellipsoid's width bounds
 √(2/π)·√(Σ r_i²) ≤ w ≤ √(Σ r_i²), and the projected ellipsoid's small-ellipsoid form
-w² ≈ Σ r_i²/R² and saturating form Σ r_i²/(R² + r_i²).
+w² ≈ Σ r_i²/R², which holds (up to O(1)) only when every semi-axis is small against R
+(:data:`SMALL_FORM_MAX_RATIO`); beyond that no closed form is given. (A "saturating" form
+Σ r_i²/(R² + r_i²) was printed before: it is wrong in general — 905 against the exact 950 for a
+well with 50 stiff directions, and it misses the cone's saturation — and is gone.)
 
 The quadratic well is L(θ) = ½ (θ − θ*)ᵀ H (θ − θ*) with H's eigenvalues λ_i, θ* = 0 and θ0 at
 distance R. A Gaussian subspace is rotation invariant, so H can be taken diagonal.
@@ -181,6 +184,10 @@ def _cone_projection_norms(g: np.ndarray, M: np.ndarray, theta0: np.ndarray, ite
     return out
 
 
+SMALL_FORM_MAX_RATIO = 0.1
+"""The small-ellipsoid form Σ r_i²/R² is given only when every semi-axis r_i ≤ this × R."""
+
+
 @dataclass(frozen=True)
 class ProjectedWidth:
     """The projected sub-level set of a quadratic well seen from distance R."""
@@ -190,9 +197,9 @@ class ProjectedWidth:
     R: float
     statistical_dimension: MCEstimate   # δ(C) = E‖Π_C g‖²  (≈ w², w² ≤ δ ≤ w² + 1)
     width: MCEstimate                   # E‖Π_C g‖ = w(C ∩ B^D) ≥ w(C ∩ S^{D−1})
-    small_form: float                   # Σ r_i² / R²
-    saturating_form: float              # Σ r_i² / (R² + r_i²)
+    small_form: float | None            # Σ r_i² / R², only where every r_i ≤ R/10 (None beyond)
     intrinsic_var: float                # Var(V) = Var‖Π_C g‖² − 2δ (V: intrinsic-volume index)
+    capped: float = 0.0                 # share of semi-axes cut at ``cap`` (projected_width)
 
     @property
     def w2(self) -> float:
@@ -212,13 +219,18 @@ class ProjectedWidth:
 
 def projected_width(eigenvalues: np.ndarray, epsilon: float, R: float, n: int = 1000,
                     seed: int | np.random.Generator | None = 0, theta0: np.ndarray | None = None,
-                    chunk: int = 250) -> ProjectedWidth:
+                    chunk: int = 250, cap: float | None = None) -> ProjectedWidth:
     """Statistical dimension and width of cone(S(ε) − θ0) by Monte Carlo, no small-ellipsoid
     approximation. θ0 = R·u with u uniform on the sphere, drawn afresh for every sample g (so the
-    estimate averages over the initial direction, as trials do), unless ``theta0`` is given."""
+    estimate averages over the initial direction, as trials do), unless ``theta0`` is given.
+    ``cap``: semi-axes longer than this are cut to it (a local model trusted only that far)."""
     lam = np.asarray(eigenvalues, dtype=np.float64)
     D = len(lam)
     r = semi_axes(lam, epsilon)
+    capped = 0.0
+    if cap is not None:
+        capped = float(np.mean(r > cap))
+        r = np.minimum(r, cap)
     M = 1.0 / r ** 2
     rng = _rng(seed)
     sq, nm, gg = [], [], []
@@ -246,8 +258,8 @@ def projected_width(eigenvalues: np.ndarray, epsilon: float, R: float, n: int = 
     if stat.mean > D / 2:  # control variate E‖g‖² = D: δ = D − E‖Π_C° g‖², far less noisy here
         polar = _mc(side)
         stat = MCEstimate(D - polar.mean, polar.stderr, polar.n)
-    return ProjectedWidth(D, epsilon, R, stat, _mc(np.concatenate(nm)),
-                          float(np.sum(r2) / R ** 2), float(np.sum(r2 / (R ** 2 + r2))), var_v)
+    small = float(np.sum(r2) / R ** 2) if float(r.max()) <= SMALL_FORM_MAX_RATIO * R else None
+    return ProjectedWidth(D, epsilon, R, stat, _mc(np.concatenate(nm)), small, var_v, capped)
 
 
 # ------------------------------------------------------------------------------ predictions

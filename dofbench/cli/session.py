@@ -79,7 +79,8 @@ class Session:
         out = []
         try:
             for suite in resolved:
-                self.store.record_statistics(suite.name, suite.spec.search.strategy, suite.spec.search.confidence)
+                self.store.record_statistics(suite.name, suite.spec.search.strategy, suite.spec.search.confidence,
+                                             seeds=len(suite.spec.seed_list()), min_seeds=suite.spec.threshold.min_seeds)
                 summary = sched.run(suite, strategy_for(suite, self.host, device))
                 out.append(summary)
                 if summary.stopped:

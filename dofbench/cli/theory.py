@@ -66,15 +66,33 @@ def suite(ctx, suite_name, config, db, samples, seed, no_write, fmt):
 @click.option("--lr", type=click.FloatRange(min=0, min_open=True), default=0.05, show_default=True,
               help="Learning rate of full training (momentum 0.9).")
 @click.option("--lanczos", "k", type=click.IntRange(min=2), default=64, show_default=True, help="Lanczos steps.")
+@click.option("--probes", type=click.IntRange(min=1), default=4, show_default=True,
+              help="Random probe vectors of the stochastic Lanczos quadrature (the spectral density).")
 @click.option("--samples", type=click.IntRange(min=10), default=200, show_default=True)
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--device", default="auto", show_default=True)
 @click.option("--no-write", is_flag=True, help="Do not store the predictions.")
 @click.option("--format", "fmt", type=click.Choice(["table", "csv", "json", "markdown"]), default="table")
 @click.pass_context
-def hessian(ctx, suite_name, config, db, epsilons, steps, lr, k, samples, seed, device, no_write, fmt):
-    """Local-quadratic prediction of d*(ε) for real networks from the Hessian spectrum (Lanczos)."""
+def hessian(ctx, suite_name, config, db, epsilons, steps, lr, k, probes, samples, seed, device, no_write, fmt):
+    """Local-quadratic prediction of d*(ε) for real networks from the Hessian (Lanczos), only where the
+    local model holds: θ_T near a minimum (negative-curvature mass, the Newton step) and the model
+    checked against the actual loss (trust radius); 'not applicable' with the reason otherwise."""
     s = session(ctx, db=db, config=config, device=device)
     table = hessian_predictions(s.host, s.store, s.runtime, s.resolve([suite_name])[0], list(epsilons) or None,
-                                steps, lr, k, samples, seed, write=not no_write)
+                                steps, lr, k, samples, seed, write=not no_write, probes=probes)
     click.echo(table.render(fmt))
+
+
+@theory.command()
+@click.argument("suite_name", metavar="SUITE")
+@click.option("--db", type=click.Path(dir_okay=False), default=None, help="Results store.")
+@click.option("--format", "fmt", type=click.Choice(["table", "csv", "json", "markdown"]), default="table")
+@click.pass_context
+def compare(ctx, suite_name, db, fmt):
+    """The local angular dimension w² measured from the seeds' first-success dimensions (nested
+    subspaces; Crofton: w² = D + ½ − mean d_s) next to the theory's (`theory suite` or `theory hessian`)."""
+    from dofbench.results import queries
+
+    s = session(ctx, db=db)
+    click.echo(queries.angular_comparison(s.store, suite_name).render(fmt))

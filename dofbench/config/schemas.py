@@ -85,6 +85,10 @@ class ThresholdConfig(Strict):
     epsilons: list[float] = Field(default_factory=lambda: [0.5], min_length=1, description=(
         "Success levels ε (no duplicates; within the metric's range, e.g. [0, 1] for an accuracy)."))
     delta: float = Field(0.1, gt=0, lt=1, description="d* is the smallest d with P_s ≥ 1 − δ (paper: 0.1).")
+    min_seeds: PositiveInt | None = Field(None, description=(
+        "Usable seeds (trained to the end or diverged; failed and missing trials are not) a d needs "
+        "to be eligible for d*. None: every seed of the suite. A d with fewer is shown in `success` "
+        "but never becomes d*, and the leaderboard flags the grid as incomplete."))
 
     @field_validator("epsilons")
     @classmethod
@@ -99,17 +103,24 @@ class SearchConfig(Strict):
     """How d* is searched for: the full grid × all seeds, or adaptively (dofbench.run.adaptive)."""
 
     strategy: Literal["grid", "adaptive"] = Field("grid", description=(
-        "'grid' runs every d × seed; 'adaptive' bisects the d grid per ε (P_s increases with d) and "
-        "adds seeds only where they decide whether P_s ≥ 1 − δ."))
+        "'grid' runs every d × seed; 'adaptive' bisects the d grid per ε and adds seeds only where "
+        "they decide whether P_s ≥ 1 − δ (exactly the grid's d* for nested subspaces whose per-seed "
+        "success is monotone in d; a Beta–Binomial stopping rule for independent ones)."))
     confidence: float = Field(0.95, gt=0.5, lt=1, description=(
-        "Two-sided level of the P_s confidence intervals (Wilson) in the store; the adaptive search "
-        "stops adding seeds at a d once the grid's decision there is this probable."))
+        "Two-sided level of the confidence intervals in the store (P_s: Clopper–Pearson; d*: profile "
+        "likelihood); the adaptive search over independent subspaces stops adding seeds at a d once "
+        "the grid's decision there is this probable."))
     max_seeds: PositiveInt | None = Field(None, description=(
         "Adaptive: the most seeds run at one d (default: the suite's seeds); d* is judged as the grid "
         "would judge it with this many seeds."))
     initial_seeds: PositiveInt = Field(2, description=(
-        "Adaptive: seeds run at once at a newly probed d while the metric's spread across seeds is "
-        "still unknown (one at a time afterwards)."))
+        "Adaptive: seeds run at once at a probed d. Nested subspaces: at most this many per round "
+        "(1 runs the fewest trials, more finish sooner on many workers). Independent subspaces: this "
+        "many before the first verdict can be estimated, one at a time afterwards."))
+    refine: bool = Field(False, description=(
+        "Adaptive, nested subspaces: after d* is decided, bisect every seed's first successful "
+        "dimension d_s down to one integer d (trials at d between grid points), for the empirical "
+        "local angular dimension w² = D + ½ − mean d_s (Crofton; table angular_dimension)."))
 
 
 class SuiteSpec(Strict):
@@ -148,6 +159,10 @@ class SuiteSpec(Strict):
 
     def seed_list(self) -> list[int]:
         return list(range(self.seeds)) if isinstance(self.seeds, int) else sorted(set(self.seeds))
+
+    def required_seeds(self) -> int:
+        """Usable seeds a d needs to be eligible for d* (``threshold.min_seeds``, else all)."""
+        return self.threshold.min_seeds or len(self.seed_list())
 
 
 class SuiteFile(Strict):

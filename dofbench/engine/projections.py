@@ -14,6 +14,20 @@ Every projection is an exact linear map θ-offset = A φ:
   when L divides D);
 - ``auto``: :func:`resolve_kind` picks dense while the matrix is small, fastfood otherwise.
 
+**Nested** projections (``nested_seed``): one projection per seed whose first d columns are the
+d-dimensional one, so span(A_d) ⊂ span(A_{d'}) for d < d' and success is geometrically monotone
+in d per seed. Each kind keeps its law column by column, so every A_d is still marginally the
+same random subspace as an independent draw:
+
+- dense (and orthonormal): columns drawn in blocks of :data:`NESTED_BLOCK`, block b from its own
+  generator (seed, b), so any prefix of columns is reproducible; orthonormal = QR of that prefix
+  with diag(R) > 0, which is prefix-consistent (Gram–Schmidt);
+- sparse: the same per-block generators draw each block's entries (density 1/sqrt(layer size),
+  ±1, a lone entry for an empty column), columns normalised one by one;
+- fastfood: Li et al.'s original single transform of size L = 2^⌈log2 D⌉ (B, G, Π of length L,
+  independent of d): column j of H·G·Π·H·diag(B) is B_j·H·G·Π·h_j whatever d is, so A_d is the
+  first d columns of one D×L map (O(L log L) time per product, about 4·L bytes).
+
 A projection keeps its randomness in a few tensors (:attr:`Projection.tensors`) and applies them
 with the pure function :meth:`Projection.apply`, so seeds can be stacked (:func:`stack_projections`)
 and trained together (:meth:`Projection.apply_stacked`: one call for the built-in kinds, vmap for
@@ -32,7 +46,12 @@ from typing import Any, ClassVar, Literal
 import torch
 import torch.nn.functional as F
 
+from dofbench.config.identity import derive_seed
 from dofbench.errors import DofbenchError
+
+NESTED_BLOCK = 64
+"""Columns per generator of a nested dense or sparse projection: block b of columns comes from the
+generator of (seed, b), so the first d columns are the same whatever larger d is asked for."""
 
 DEFAULT_DENSE_BUDGET_BYTES = 2 * 1024**3
 DEFAULT_AUTO_DENSE_BYTES = 64 * 1024**2
@@ -104,8 +123,9 @@ class DenseProjection(Projection):
 
     kind = "dense"
 
-    def __init__(self, D: int, d: int, generator: torch.Generator, device: torch.device | str = "cpu",
-                 *, orthonormal: bool = False, budget_bytes: int = DEFAULT_DENSE_BUDGET_BYTES):
+    def __init__(self, D: int, d: int, generator: torch.Generator | None, device: torch.device | str = "cpu",
+                 *, orthonormal: bool = False, budget_bytes: int = DEFAULT_DENSE_BUDGET_BYTES,
+                 nested_seed: int | None = None):
         super().__init__(D, d)
         need = dense_bytes(self.D, self.d)
         if need > budget_bytes:
@@ -113,11 +133,19 @@ class DenseProjection(Projection):
                 f"projection: a dense {self.D}×{self.d} matrix needs {need / 1024**3:.1f} GiB, over the "
                 f"budget of {budget_bytes / 1024**3:.1f} GiB (param dense_budget_gb); use a projection "
                 f"that does not store the matrix (sparse or fastfood) or a smaller d")
-        a = torch.randn(self.D, self.d, generator=generator)  # drawn as A, D×d, row by row
+        if nested_seed is not None:  # columns block by block (module docstring): drawn as Aᵀ, d×D
+            at = torch.cat([torch.randn(NESTED_BLOCK, self.D, generator=_block_generator(nested_seed, b))
+                            for b in range(-(-self.d // NESTED_BLOCK))])[: self.d]
+            a = at.t()
+        else:
+            a = torch.randn(self.D, self.d, generator=generator)  # drawn as A, D×d, row by row
         if orthonormal:
             if self.d > self.D:
                 raise DofbenchError(f"projection: orthonormal columns need d ≤ D (d={self.d}, D={self.D})")
-            at = torch.linalg.qr(a)[0].t().contiguous()
+            q, r = torch.linalg.qr(a)
+            if nested_seed is not None:  # diag(R) > 0: Q unique, its first d columns those of any larger d
+                q = q * torch.sign(torch.diagonal(r)).masked_fill(torch.diagonal(r) == 0, 1)
+            at = q.t().contiguous()
             self.kind = "orthonormal"
         else:
             at = a.t().contiguous()
@@ -159,30 +187,25 @@ class SparseProjection(Projection):
 
     kind = "sparse"
 
-    def __init__(self, D: int, d: int, generator: torch.Generator, device: torch.device | str = "cpu",
-                 *, segments: list[int] | None = None):
+    def __init__(self, D: int, d: int, generator: torch.Generator | None, device: torch.device | str = "cpu",
+                 *, segments: list[int] | None = None, nested_seed: int | None = None):
         super().__init__(D, d)
         segments = list(segments) if segments else [self.D]
         if sum(segments) != self.D:
             raise ValueError(f"segments sum to {sum(segments)}, not D={self.D}")
-        rows, cols = [], []
-        offset = 0
-        for n in segments:
-            p = min(1.0, 1.0 / math.sqrt(n))
-            pos = _bernoulli_positions(n * self.d, p, generator)
-            rows.append(pos // self.d + offset)
-            cols.append(pos % self.d)
-            offset += n
-        row, col = torch.cat(rows), torch.cat(cols)
-        counts = torch.bincount(col, minlength=self.d)
-        empty = (counts == 0).nonzero().flatten()
-        if len(empty):  # give each empty column one entry, keeping rows sorted
-            extra = torch.randint(0, self.D, (len(empty),), generator=generator)
-            row, col = torch.cat([row, extra]), torch.cat([col, empty])
+        if nested_seed is None:
+            row, col, sign = _sparse_entries(self.D, self.d, segments, generator)
+        else:  # block b of NESTED_BLOCK columns from its own generator; keep the columns < d
+            parts = [_sparse_entries(self.D, NESTED_BLOCK, segments, _block_generator(nested_seed, b))
+                     for b in range(-(-self.d // NESTED_BLOCK))]
+            row = torch.cat([r for r, _, _ in parts])
+            col = torch.cat([c + b * NESTED_BLOCK for b, (_, c, _) in enumerate(parts)])
+            sign = torch.cat([x for _, _, x in parts])
+            keep = col < self.d
+            row, col, sign = row[keep], col[keep], sign[keep]
             order = torch.argsort(row, stable=True)
-            row, col = row[order], col[order]
-            counts = torch.bincount(col, minlength=self.d)
-        sign = torch.randint(0, 2, (len(row),), generator=generator).float().mul_(2).sub_(1)
+            row, col, sign = row[order], col[order], sign[order]
+        counts = torch.bincount(col, minlength=self.d)
         vals = sign / counts.float().sqrt()[col]
         self.tensors = {"rows": row.int().to(device), "cols": col.int().to(device), "vals": vals.to(device)}
 
@@ -202,6 +225,38 @@ class SparseProjection(Projection):
     @property
     def nnz(self) -> int:
         return int(self.tensors["rows"].numel())
+
+
+def _sparse_entries(D: int, d: int, segments: list[int], generator: torch.Generator
+                    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """(rows, cols, signs) of a sparse projection's entries, sorted by row: per segment of n rows
+    each entry nonzero with probability 1/sqrt(n), a column left empty gets one entry at a random
+    row, signs ±1."""
+    rows, cols = [], []
+    offset = 0
+    for n in segments:
+        p = min(1.0, 1.0 / math.sqrt(n))
+        pos = _bernoulli_positions(n * d, p, generator)
+        rows.append(pos // d + offset)
+        cols.append(pos % d)
+        offset += n
+    row, col = torch.cat(rows), torch.cat(cols)
+    counts = torch.bincount(col, minlength=d)
+    empty = (counts == 0).nonzero().flatten()
+    if len(empty):  # give each empty column one entry, keeping rows sorted
+        extra = torch.randint(0, D, (len(empty),), generator=generator)
+        row, col = torch.cat([row, extra]), torch.cat([col, empty])
+        order = torch.argsort(row, stable=True)
+        row, col = row[order], col[order]
+    sign = torch.randint(0, 2, (len(row),), generator=generator).float().mul_(2).sub_(1)
+    return row, col, sign
+
+
+def _block_generator(seed: int, block: int) -> torch.Generator:
+    """The CPU generator of block ``block`` of a nested projection of seed ``seed``."""
+    g = torch.Generator(device="cpu")
+    g.manual_seed(derive_seed("nested-projection-block", seed, block))
+    return g
 
 
 def _bernoulli_positions(n: int, p: float, generator: torch.Generator) -> torch.Tensor:
@@ -244,11 +299,18 @@ class FastfoodProjection(Projection):
 
     kind = "fastfood"
 
-    def __init__(self, D: int, d: int, generator: torch.Generator, device: torch.device | str = "cpu"):
+    def __init__(self, D: int, d: int, generator: torch.Generator | None, device: torch.device | str = "cpu",
+                 *, nested_seed: int | None = None):
         super().__init__(D, d)
-        L = max(1 << max(0, math.ceil(math.log2(self.d))), FASTFOOD_MIN_BLOCK)
-        nb = -(-self.D // L)
-        B = torch.randint(0, 2, (nb, self.d), generator=generator).to(torch.int8).mul_(2).sub_(1)
+        if nested_seed is not None:  # Li et al.'s one transform of size 2^⌈log2 D⌉, independent of d
+            L = max(1 << max(0, math.ceil(math.log2(self.D))), FASTFOOD_MIN_BLOCK)
+            nb = 1
+            generator = _block_generator(nested_seed, 0)
+            B = torch.randint(0, 2, (nb, L), generator=generator).to(torch.int8).mul_(2).sub_(1)[:, : self.d].contiguous()
+        else:
+            L = max(1 << max(0, math.ceil(math.log2(self.d))), FASTFOOD_MIN_BLOCK)
+            nb = -(-self.D // L)
+            B = torch.randint(0, 2, (nb, self.d), generator=generator).to(torch.int8).mul_(2).sub_(1)
         G = torch.randn(nb, L, generator=generator).to(torch.float16)
         perm = torch.argsort(torch.rand(nb, L, generator=generator), dim=1)
         perm = perm.to(torch.int16 if L <= 2**15 else torch.int32)
@@ -353,22 +415,28 @@ def resolve_kind(kind: str, D: int, d: int, *, auto_dense_bytes: int = DEFAULT_A
     return "dense" if dense_bytes(D, d) <= auto_dense_bytes else "fastfood"
 
 
-def make_projection(kind: str, D: int, d: int, generator: torch.Generator,
+def make_projection(kind: str, D: int, d: int, generator: torch.Generator | None,
                     device: torch.device | str = "cpu", *, segments: list[int] | None = None,
                     budget_bytes: int = DEFAULT_DENSE_BUDGET_BYTES,
-                    auto_dense_bytes: int = DEFAULT_AUTO_DENSE_BYTES) -> Projection:
+                    auto_dense_bytes: int = DEFAULT_AUTO_DENSE_BYTES, nested_seed: int | None = None) -> Projection:
     """Build the projection ``kind`` (one of :data:`PROJECTION_KINDS`) for a map R^d → R^D.
-    ``segments`` are the sizes of the parameter tensors (the sparse projection's "layers")."""
+    ``segments`` are the sizes of the parameter tensors (the sparse projection's "layers").
+    ``nested_seed``: build the first d columns of the seed's one nested projection (module
+    docstring) instead of drawing from ``generator``; ``auto`` cannot be nested (it changes kind
+    with d)."""
     if d < 1 or d > D:
         raise DofbenchError(f"projection: d must be in 1..D={D}, got {d}")
+    if nested_seed is not None and kind == "auto":
+        raise DofbenchError("projection: 'auto' cannot be nested (it switches from dense to fastfood as d "
+                            "grows); allowed with nested: dense, orthonormal, sparse, fastfood")
     resolved = resolve_kind(kind, D, d, auto_dense_bytes=auto_dense_bytes)
     if resolved in ("dense", "orthonormal"):
         return DenseProjection(D, d, generator, device, orthonormal=resolved == "orthonormal",
-                               budget_bytes=budget_bytes)
+                               budget_bytes=budget_bytes, nested_seed=nested_seed)
     if resolved == "sparse":
-        return SparseProjection(D, d, generator, device, segments=segments)
+        return SparseProjection(D, d, generator, device, segments=segments, nested_seed=nested_seed)
     if resolved == "fastfood":
-        return FastfoodProjection(D, d, generator, device)
+        return FastfoodProjection(D, d, generator, device, nested_seed=nested_seed)
     raise DofbenchError(f"projection: unknown kind {kind!r}; allowed: {', '.join(PROJECTION_KINDS)}")
 
 

@@ -131,6 +131,15 @@ class Method(Component):
         matrix per seed)."""
         return MAX_GROUP
 
+    def nested(self, params: Params) -> bool:
+        """Whether the method's subspaces of one seed are nested: the d-dimensional one is contained
+        in every larger one (e.g. the first d columns of one projection per seed), so success is
+        geometrically monotone in d per seed and each seed has a first successful dimension. The
+        core then reads d* as an order statistic of those dimensions (its interval from one
+        bracket per seed), the adaptive search bisects per seed without a model, and the
+        ``first_success`` view estimates the local angular dimension (Crofton)."""
+        return False
+
     def setup(self, ctx: MethodContext) -> Reparam:  # pragma: no cover - interface
         raise NotImplementedError
 

@@ -6,7 +6,8 @@ suite's yardstick (the method that declares ``yardstick``: random affine subspac
 :func:`comparison`. Each cell is ``d* [lo,hi]`` with ``d*/D`` under it: ``>2048`` where no d of
 the grid (up to 2048) reaches P_s ≥ 1 − δ, ``≤8`` where already the grid's smallest d does (the
 true threshold may be lower), ``–`` as the interval's upper end where the seeds run do not confirm
-P_s ≥ 1 − δ at any d of the grid. ``csv``, ``json`` and :meth:`Comparison.to_pandas` give the
+P_s ≥ 1 − δ at any d of the grid, and ``?`` after d* where some d of the method's grid lack seeds
+(failed or not run: d* may still move; ``?`` alone where no complete d reaches it). ``csv``, ``json`` and :meth:`Comparison.to_pandas` give the
 numbers, one row per (task, method, ε).
 """
 
@@ -21,9 +22,9 @@ from dofbench.results import queries
 from dofbench.results.table import FORMATS, Table, fit_widths, truncate
 
 LONG_COLUMNS = ("suite", "model", "dataset", "D", "method", "yardstick", "metric", "epsilon", "delta", "d_star",
-                "d_star_lo", "d_star_hi", "d_star_fraction", "min_d", "max_d", "n_seeds", "rank")
+                "d_star_lo", "d_star_hi", "d_star_fraction", "min_d", "max_d", "n_seeds", "complete", "rank")
 LEGEND = ("d* [interval] and d*/D; >N: no d ≤ N reaches P_s ≥ 1 − δ; ≤N: the smallest d run already does; "
-          "–: the seeds run confirm no upper end on the grid")
+          "–: the seeds run confirm no upper end on the grid; ?: some d lack seeds (failed or not run)")
 
 
 @dataclass(repr=False)
@@ -74,18 +75,25 @@ def at_floor(c: dict[str, Any]) -> bool:
         and (c.get("max_d") or 0) > c["min_d"]
 
 
+def incomplete(c: dict[str, Any]) -> bool:
+    """Some d of the method's grid lack seeds (failed or not run), so d* may still move."""
+    return c.get("complete") is False
+
+
 def star_text(c: dict[str, Any]) -> str:
-    """d* alone: ``>max_d`` where the grid does not reach it, ``≤min_d`` at the grid's floor."""
+    """d* alone: ``>max_d`` where the grid does not reach it, ``≤min_d`` at the grid's floor, a
+    ``?`` after it (or alone) where some d of the grid lack seeds."""
+    mark = "?" if incomplete(c) else ""
     if c["d_star"] is None:
-        return f">{c['max_d']}" if c.get("max_d") else "–"
-    return f"≤{c['d_star']}" if at_floor(c) else str(c["d_star"])
+        return mark or (f">{c['max_d']}" if c.get("max_d") else "–")
+    return (f"≤{c['d_star']}" if at_floor(c) else str(c["d_star"])) + mark
 
 
 def d_text(c: dict[str, Any] | None) -> str:
     """``d* [lo,hi]`` of one cell (see the module docstring)."""
     if c is None:
         return ""
-    if c["d_star"] is None:
+    if c["d_star"] is None or (c["d_star_lo"] is None and c["d_star_hi"] is None):  # no interval computed
         return star_text(c)
     lo = c["d_star_lo"] if c["d_star_lo"] is not None else "–"
     hi = c["d_star_hi"] if c["d_star_hi"] is not None else "–"
@@ -101,6 +109,10 @@ def fraction_text(c: dict[str, Any] | None) -> str:
 
 def _ratio(x: float) -> str:
     return f"{x:.3g}×"
+
+
+def against_of(yardsticks: list[str]) -> str:
+    return " / ".join(yardsticks)
 
 
 def reading(task: TaskComparison) -> str:
@@ -129,9 +141,16 @@ def reading(task: TaskComparison) -> str:
                 continue
             ratio, bound = yc["d_star"] / bc["d_star"], at_floor(bc)
             ytext = star_text(yc)
+        elif any(incomplete(c) for c in ycells):  # the yardstick's own evidence is not all in
+            items.append((("unknown", names), f"ε={eps:g} ({star_text(bc)})"))
+            continue
         else:
-            ratio, bound = max(c["max_d"] or 0 for c in ycells) / bc["d_star"], True
-            ytext = f">{max(c['max_d'] or 0 for c in ycells)}"
+            largest = max(c["max_d"] or 0 for c in ycells)
+            if bc["d_star"] >= largest:  # beyond the yardstick's grid: no ratio can be read
+                items.append((("beyond", names), f"ε={eps:g} ({star_text(bc)}; {against_of(ys)} >{largest})"))
+                continue
+            ratio, bound = largest / bc["d_star"], True
+            ytext = f">{largest}"
         items.append((("fewer", names), f"{'≥ ' if bound else ''}{_ratio(ratio)} at ε={eps:g} "
                                         f"({star_text(bc)} vs {ytext})"))
     groups: list[tuple[tuple, list[str]]] = []
@@ -140,7 +159,7 @@ def reading(task: TaskComparison) -> str:
             groups[-1][1].append(text)
         else:
             groups.append((key, [text]))
-    against = " / ".join(ys)
+    against = against_of(ys)
     parts = []
     for key, texts in groups:
         if key[0] == "fewer":
@@ -150,6 +169,11 @@ def reading(task: TaskComparison) -> str:
             parts.append(f"no method needs fewer dimensions than {against} at {', '.join(texts)}")
         elif key[0] == "best":
             parts.append(f"{key[1]} needs the fewest dimensions at {', '.join(texts)}")
+        elif key[0] == "unknown":
+            parts.append(f"{key[1]} needs the fewest dimensions at {', '.join(texts)}, where {against}'s "
+                         "seeds are not all in")
+        elif key[0] == "beyond":
+            parts.append(f"{key[1]} reaches {', '.join(texts)}, beyond the grid {against} ran")
         else:
             parts.append(f"no method reaches {', '.join(texts)}")
     head = f"Against {against}: " if ys else ""
@@ -173,7 +197,7 @@ class Comparison:
                         continue
                     out.append((t.suite, t.model, t.dataset, t.D, m, m in t.yardsticks, t.metric, e, t.delta,
                                 c["d_star"], c["d_star_lo"], c["d_star_hi"], c["d_star_fraction"], c["min_d"],
-                                c["max_d"], c["n_seeds"], c["rank"]))
+                                c["max_d"], c["n_seeds"], c.get("complete"), c["rank"]))
         return Table(list(LONG_COLUMNS), out, hide_empty=False)
 
     def __len__(self) -> int:
@@ -296,7 +320,9 @@ def comparison(store, suite: str | None = None) -> Comparison:
         epsilons = sorted({r["epsilon"] for r in rs})
         cells = {(r["label"], r["epsilon"]): r for r in rs}
         labels = sorted({r["label"] for r in rs})
-        mean_rank = {m: sum(cells[(m, e)]["rank"] for e in epsilons if (m, e) in cells) /
+        last = len(labels) + 1  # a method without d* at an ε (no rank there) is ordered after those with one
+        mean_rank = {m: sum(last if cells[(m, e)]["rank"] is None else cells[(m, e)]["rank"]
+                            for e in epsilons if (m, e) in cells) /
                      max(1, sum((m, e) in cells for e in epsilons)) for m in labels}
         methods = sorted(labels, key=lambda m: (mean_rank[m], m))
         first = rs[0]

@@ -166,10 +166,83 @@ def _m010_runs(con: duckdb.DuckDBPyConnection) -> None:
     )""")
 
 
+def _m011_evidence(con: duckdb.DuckDBPyConnection) -> None:
+    """Migration 11: what d* may rest on.
+
+    - ``suite_trials`` records each member's model, dataset, method, d and seed (the suite's
+      resolution), so a member whose trial failed or is not stored yet still counts as planned:
+      the views can tell a d with every seed from one with missing seeds. Rows stored before are
+      filled from ``trials`` where the trial is stored. ``nested``: the member's method declares
+      nested subspaces (one projection per seed whose first d columns are the d-dim subspace).
+    - ``suite_statistics`` adds the suite's seed count and ``threshold.min_seeds``.
+    - ``binomial_intervals``: the Clopper–Pearson interval of every (n, k) at each confidence level
+      in use (filled by the store; SQL has no beta quantile), which the ``success`` view joins.
+    - ``searches`` adds how many seeds the adaptive search's d* rests on and whether every d it
+      judged had enough of them.
+    - ``d_star_intervals``: d*'s interval (:mod:`dofbench.results.intervals`), computed in Python
+      after a run from the counts the ``success`` view shows (``evidence``); the leaderboard shows
+      it only while the evidence is unchanged."""
+    for col, kind in (("model", "VARCHAR"), ("dataset", "VARCHAR"), ("method", "VARCHAR"), ("d", "INTEGER"),
+                      ("seed", "INTEGER")):
+        con.execute(f"ALTER TABLE suite_trials ADD COLUMN {col} {kind}")
+    con.execute("ALTER TABLE suite_trials ADD COLUMN nested BOOLEAN DEFAULT false")
+    con.execute("UPDATE suite_trials SET model = t.model, dataset = t.dataset, method = t.method, d = t.d, "
+                "seed = t.seed FROM trials t WHERE t.trial_id = suite_trials.trial_id")
+    con.execute("ALTER TABLE suite_statistics ADD COLUMN seeds INTEGER")
+    con.execute("ALTER TABLE suite_statistics ADD COLUMN min_seeds INTEGER")
+    con.execute("""
+    CREATE TABLE binomial_intervals (
+        confidence DOUBLE, n INTEGER, k INTEGER, lo DOUBLE, hi DOUBLE,
+        PRIMARY KEY (confidence, n, k)
+    )""")
+    con.execute("ALTER TABLE searches ADD COLUMN n_seeds INTEGER")
+    con.execute("ALTER TABLE searches ADD COLUMN complete BOOLEAN")
+    con.execute("""
+    CREATE TABLE d_star_intervals (
+        suite VARCHAR, model VARCHAR, model_params VARCHAR, dataset VARCHAR, dataset_params VARCHAR,
+        method VARCHAR, params VARCHAR, metric VARCHAR, epsilon DOUBLE,
+        evidence VARCHAR,            -- 'd:successes/n,…' of the success view it was computed from
+        likelihood VARCHAR,          -- 'bernoulli' (independent subspaces) | 'first-success' (nested)
+        confidence DOUBLE,
+        d_star_fit DOUBLE,           -- the fitted (1 − δ)-quantile of the first-success dimension
+        fit_lo DOUBLE, fit_hi DOUBLE, -- its profile-likelihood interval (NULL: unbounded that side)
+        d_star_lo INTEGER, d_star_hi INTEGER,  -- the same on the grid (NULL hi: beyond the grid)
+        note VARCHAR, computed_at TIMESTAMPTZ
+    )""")
+
+
+def _m012_angular_dimension(con: duckdb.DuckDBPyConnection) -> None:
+    """Migration 12: the local angular dimension measured from first-success dimensions (Crofton),
+    next to the theory's.
+
+    - ``angular_dimension``: per (suite, task, method, metric, ε) of nested subspaces, the empirical
+      w² = D + ½ − mean d_s with its interval (:mod:`dofbench.results.intervals`), the seeds it
+      rests on, how many are exact, censored (no success on the grid) or non-monotone.
+    - ``predictions`` adds the task's params (two tasks of one model name are no longer
+      confused), the predicted w² with its Monte Carlo interval and the per-seed spread of d_s, and
+      whether the prediction applies at all (``status`` 'ok' | 'not applicable', ``reason``)."""
+    con.execute("""
+    CREATE TABLE angular_dimension (
+        suite VARCHAR, model VARCHAR, model_params VARCHAR, dataset VARCHAR, dataset_params VARCHAR,
+        method VARCHAR, params VARCHAR, label VARCHAR, metric VARCHAR, epsilon DOUBLE, D BIGINT,
+        seeds INTEGER,               -- seeds with usable trials
+        exact INTEGER,               -- seeds whose d_s is one integer d
+        censored INTEGER,            -- seeds that never succeeded on the grid
+        non_monotone INTEGER,        -- seeds that failed at some d above their first success
+        mean_d_s DOUBLE, sd_d_s DOUBLE,
+        w2 DOUBLE, w2_lo DOUBLE, w2_hi DOUBLE, confidence DOUBLE,
+        evidence VARCHAR, note VARCHAR, computed_at TIMESTAMPTZ
+    )""")
+    for col, kind in (("model_params", "VARCHAR"), ("dataset_params", "VARCHAR"), ("params", "VARCHAR"),
+                      ("w2", "DOUBLE"), ("w2_lo", "DOUBLE"), ("w2_hi", "DOUBLE"), ("w2_sd", "DOUBLE"),
+                      ("status", "VARCHAR"), ("reason", "VARCHAR")):
+        con.execute(f"ALTER TABLE predictions ADD COLUMN {col} {kind}")
+
+
 # A store's version is the count of migrations applied: append new ones at the end.
 MIGRATIONS: list[Callable[[duckdb.DuckDBPyConnection], None]] = [
     _m001_core, _m002_statistics, _m003_references, _m004_suite_resolution, _m005_baselines, _m006_tracebacks,
-    _m007_claims, _m008_labels, _m009_yardstick, _m010_runs]
+    _m007_claims, _m008_labels, _m009_yardstick, _m010_runs, _m011_evidence, _m012_angular_dimension]
 
 
 def schema_version(con: duckdb.DuckDBPyConnection) -> int:

@@ -11,7 +11,7 @@ from typing import Any
 from dofbench.results.table import Table
 
 LEADERBOARD_COLUMNS = ("suite, model_label AS model, dataset_label AS dataset, label AS method, metric, epsilon, "
-                       "delta, d_star, d_star_lo, d_star_hi, d_int90, total_params, d_star_fraction, n_seeds, rank")
+                       "delta, d_star, d_star_lo, d_star_hi, d_int90, total_params, d_star_fraction, n_seeds, complete, rank")
 REFERENCE_COLUMNS = ("source", "id", "position", "citation", "url", "location", "paper_model", "model",
                      "model_params", "dataset", "dataset_params", "dataset_variant", "D", "method", "rule",
                      "rule_label", "metric", "fraction", "baseline", "epsilon", "delta", "value", "bound",
@@ -38,6 +38,19 @@ def leaderboard(store, suite: str | None = None) -> Table:
         "ORDER BY suite, model_label, dataset_label, metric, epsilon, rank, label", params))
 
 
+def angular_comparison(store, suite: str | None = None) -> Table:
+    """The empirical angular dimension next to the theory's (view angular_dimension_vs_theory)."""
+    where, params = _where_suite(suite)
+    return Table(*store.query(
+        "SELECT suite, model, model_params, dataset, label AS method, metric, epsilon, D, seeds, exact, censored, "
+        "non_monotone, "
+        "round(w2, 1) AS w2, round(w2_lo, 1) AS w2_lo, round(w2_hi, 1) AS w2_hi, source, theory_status, "
+        "round(w2_theory, 1) AS w2_theory, round(w2_theory_lo, 1) AS w2_theory_lo, "
+        "round(w2_theory_hi, 1) AS w2_theory_hi, w2 BETWEEN w2_theory_lo AND w2_theory_hi AS within, theory_reason "
+        f"FROM angular_dimension_vs_theory{where} ORDER BY suite, model, model_params, dataset, dataset_params, "
+        "label, epsilon, source", params))
+
+
 def success(store, suite: str | None = None) -> Table:
     """P_s per (suite, task, method, d, metric, ε)."""
     where, params = _where_suite(suite)
@@ -55,7 +68,7 @@ def comparison_rows(store, suite: str | None = None) -> list[dict[str, Any]]:
     cols, found = store.query(
         "SELECT l.suite, l.model, l.model_params, l.dataset, l.dataset_params, l.model_label, l.dataset_label, "
         "l.method, l.params, l.label, l.metric, l.epsilon, l.delta, l.d_star, l.d_star_lo, l.d_star_hi, "
-        "l.total_params, l.d_star_fraction, l.min_d, l.max_d, l.n_seeds, l.rank, l.yardstick, "
+        "l.total_params, l.d_star_fraction, l.min_d, l.max_d, l.n_seeds, l.complete, l.rank, l.yardstick, "
         "coalesce(th.higher_is_better, true) AS higher_is_better "
         "FROM leaderboard l LEFT JOIN (SELECT suite, metric, any_value(higher_is_better) AS higher_is_better "
         "FROM suite_thresholds GROUP BY suite, metric) th ON th.suite = l.suite AND th.metric = l.metric"
@@ -180,6 +193,42 @@ def curve_rows(con, suite: str, split: str, metric: str) -> list[dict[str, Any]]
         WHERE st.suite = ? AND e.split = ? AND e.metric = ? AND t.status IN ('ok', 'diverged')
         GROUP BY t.model, t.model_params, t.dataset, t.dataset_params, t.method, t.params, t.d, e.step
         ORDER BY t.d, e.step""", [suite, split, metric])
+
+
+_KEY = ("model", "model_params", "dataset", "dataset_params", "method", "params", "metric", "epsilon")
+
+
+def interval_inputs(con, suite: str) -> list[dict[str, Any]]:
+    """What d*'s interval of each (task, method, metric, ε) of a suite is computed from
+    (:func:`dofbench.results.intervals.refresh`): the leaderboard's ``evidence``, δ, the confidence
+    level, whether the subspaces are nested, the ``success`` cells (d, successes, n, eligible) and
+    the ``first_success`` rows of its seeds."""
+    keys = ", ".join(_KEY)
+    groups = rows(con, f"SELECT {keys}, label, total_params, delta, evidence FROM leaderboard WHERE suite = ? "
+                       f"ORDER BY {keys}", [suite])
+    seed_evidence = {tuple(r[k] for k in _KEY): r["evidence"] for r in rows(
+        con, f"SELECT {keys}, evidence FROM first_success_evidence WHERE suite = ?", [suite])}
+    cells = rows(con, f"SELECT {keys}, d, successes, n, eligible, confidence, nested FROM success WHERE suite = ? "
+                      "ORDER BY d", [suite])
+    seeds = rows(con, f"SELECT {keys}, seed, d_below, d_first, exact, monotone FROM first_success WHERE suite = ?",
+                 [suite])
+    by_key: dict[tuple, dict[str, Any]] = {}
+    for g in groups:
+        key = tuple(g[k] for k in _KEY)
+        by_key[key] = {"key": key, "label": g["label"], "D": g["total_params"], "delta": g["delta"],
+                       "evidence": g["evidence"], "seed_evidence": seed_evidence.get(key), "cells": [], "seeds": [],
+                       "nested": False, "confidence": 0.95}
+    for c in cells:
+        g = by_key.get(tuple(c[k] for k in _KEY))
+        if g is not None:
+            g["cells"].append(c)
+            g["nested"] = g["nested"] or bool(c["nested"])
+            g["confidence"] = c["confidence"]
+    for r in seeds:
+        g = by_key.get(tuple(r[k] for k in _KEY))
+        if g is not None:
+            g["seeds"].append(r)
+    return list(by_key.values())
 
 
 def measured_d_star(con, suite: str) -> list[dict[str, Any]]:

@@ -14,7 +14,9 @@ from __future__ import annotations
 import json
 import os
 import random
+import socket
 import time
+import uuid
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -26,7 +28,11 @@ from dofbench.config.identity import canonical_json, identity_label
 from dofbench.errors import DofbenchError
 from dofbench.results import references
 from dofbench.results.migrations import MIGRATIONS, create_views, migrate, schema_version
-from dofbench.results.stats import z_value
+from dofbench.results.stats import DEFAULT_CONFIDENCE, clopper_pearson_table, z_value
+
+DEFAULT_INTERVAL_N = 64
+"""Every store holds the P_s intervals at :data:`DEFAULT_CONFIDENCE` for n up to this; a suite with
+more seeds or another level adds its own when it records its statistics."""
 
 ENV_DB = "DOFBENCH_DB"
 DEFAULT_DB = "dofbench.duckdb"
@@ -149,7 +155,25 @@ class Store:
         if not self._synced or version < len(MIGRATIONS):
             migrate(con)
             self._sync_references(con)
+            self._ensure_binomial_intervals(con, DEFAULT_CONFIDENCE, DEFAULT_INTERVAL_N)
             self._synced = True
+
+    def _ensure_binomial_intervals(self, con: duckdb.DuckDBPyConnection, confidence: float, n_max: int) -> None:
+        """Fill ``binomial_intervals`` with the Clopper–Pearson interval of every k ≤ n ≤ ``n_max`` at
+        ``confidence`` (what the ``success`` view joins), unless it already holds them."""
+        have = con.execute("SELECT coalesce(max(n), 0) FROM binomial_intervals WHERE abs(confidence - ?) < 1e-12",
+                           [confidence]).fetchone()[0]
+        if have >= n_max:
+            return
+        n, k, lo, hi = clopper_pearson_table(n_max, confidence, start=have + 1)
+        con.begin()
+        try:
+            con.execute("INSERT INTO binomial_intervals SELECT ?, unnest(?::INTEGER[]), unnest(?::INTEGER[]), "
+                        "unnest(?::DOUBLE[]), unnest(?::DOUBLE[])", [confidence, n, k, lo, hi])
+            con.commit()
+        except Exception:
+            con.rollback()
+            raise
 
     def _sync_references(self, con: duckdb.DuckDBPyConnection) -> bool:
         """Load registry/ into ``reference_results`` if its content hash changed; True if it did."""
@@ -264,12 +288,15 @@ class Store:
                        trial_ids: list[str], metric: str, epsilons: list[float], delta: float,
                        higher_is_better: bool, specs: dict[str, dict[str, Any]] | None = None,
                        baselines: set[str] | frozenset[str] = frozenset(),
-                       yardsticks: set[str] | frozenset[str] = frozenset()) -> None:
+                       yardsticks: set[str] | frozenset[str] = frozenset(),
+                       nested: set[str] | frozenset[str] = frozenset()) -> None:
         """Record a suite's current definition: its spec, trial membership and thresholds.
         ``specs`` (trial id → resolved trial spec as JSON) gives the suite's resolution of each
-        trial's params, which the views group by; ``baselines`` are the ids of trials of a method
-        that declares itself the full-training baseline (d_int90 compares with them); ``yardsticks``
-        those of a method that declares itself the yardstick of comparisons (``dofbench compare``)."""
+        trial (its model, dataset, method, params, d and seed), which the views group by — a
+        member counts as planned even before its trial is stored; ``baselines`` are the ids of
+        trials of a method that declares itself the full-training baseline (d_int90 compares with
+        them), ``yardsticks`` those of a method that declares itself the yardstick of comparisons
+        (``dofbench compare``), ``nested`` those of a method whose subspaces of a seed are nested."""
         with self.write() as con:
             con.begin()
             con.execute("DELETE FROM suites WHERE suite = ?", [name])
@@ -278,10 +305,10 @@ class Store:
             con.execute("DELETE FROM suite_trials WHERE suite = ?", [name])
             if trial_ids:
                 specs = specs or {}
+                cols = ("suite", "trial_id", *MEMBER_COLUMNS, "baseline", "nested", "yardstick")
                 con.executemany(
-                    "INSERT INTO suite_trials (suite, trial_id, model_params, dataset_params, params, label, baseline, "
-                    "yardstick) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-                    [[name, t, *_resolution(specs.get(t)), t in baselines, t in yardsticks]
+                    f"INSERT INTO suite_trials ({', '.join(cols)}) VALUES ({', '.join('?' * len(cols))})",
+                    [[name, t, *_member(specs.get(t)), t in baselines, t in nested, t in yardsticks]
                      for t in dict.fromkeys(trial_ids)])
             con.execute("DELETE FROM suite_thresholds WHERE suite = ?", [name])
             con.executemany("INSERT INTO suite_thresholds VALUES (?, ?, ?, ?, ?)",
@@ -325,16 +352,25 @@ class Store:
     # ------------------------------------------------------------------ claims
     CLAIM_LEASE_S = 60.0
 
+    @staticmethod
+    def claim_owner() -> str:
+        """Who this process is in the store's claims: host, pid and a token."""
+        return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+
     def claim_trials(self, trial_ids: list[str], owner: str,
                      stored_statuses: tuple[str, ...] = ()) -> tuple[bool, dict[str, StoredTrial]]:
         """Claim ``trial_ids`` for ``owner`` unless another driver holds a live claim on any of them
-        (its heartbeat younger than :attr:`CLAIM_LEASE_S`). Returns whether they were claimed, and
+        (its heartbeat younger than :attr:`CLAIM_LEASE_S`, and, for a driver of this machine, its
+        process still running). Returns whether they were claimed, and
         those of them stored meanwhile with one of ``stored_statuses`` (by another driver), in the
         same transaction: a driver never trains what another has just stored."""
         marks = ", ".join("?" * len(trial_ids))
         with self.write() as con:
             con.begin()
             con.execute(f"DELETE FROM claims WHERE heartbeat < now() - INTERVAL {int(self.CLAIM_LEASE_S)} SECOND")
+            dead = [o for (o,) in con.execute("SELECT DISTINCT owner FROM claims").fetchall() if _owner_is_dead(o)]
+            if dead:  # a driver of this machine that was killed (kill -9): its claims are free now
+                con.execute(f"DELETE FROM claims WHERE owner IN ({', '.join('?' * len(dead))})", dead)
             taken = con.execute(f"SELECT count(*) FROM claims WHERE owner <> ? AND trial_id IN ({marks})",
                                 [owner, *trial_ids]).fetchone()[0]
             if taken:
@@ -361,14 +397,17 @@ class Store:
             with self.write() as con:
                 con.execute("DELETE FROM claims WHERE owner = ?", [owner])
 
-    def record_statistics(self, suite: str, strategy: str, confidence: float) -> None:
-        """Write a suite's search strategy and the confidence level of its P_s intervals (the
-        success and leaderboard views read them)."""
+    def record_statistics(self, suite: str, strategy: str, confidence: float, seeds: int | None = None,
+                          min_seeds: int | None = None) -> None:
+        """Write a suite's search strategy, the confidence level of its P_s intervals, its number
+        of seeds and the usable seeds a d needs to be eligible for d* (``min_seeds``; None: all):
+        the success and leaderboard views read them."""
         with self.write() as con:
+            self._ensure_binomial_intervals(con, confidence, max(DEFAULT_INTERVAL_N, seeds or 0))
             con.begin()
             con.execute("DELETE FROM suite_statistics WHERE suite = ?", [suite])
-            con.execute("INSERT INTO suite_statistics VALUES (?, ?, ?, ?)",
-                        [suite, strategy, confidence, z_value(confidence)])
+            con.execute("INSERT INTO suite_statistics (suite, strategy, confidence, z, seeds, min_seeds) "
+                        "VALUES (?, ?, ?, ?, ?, ?)", [suite, strategy, confidence, z_value(confidence), seeds, min_seeds])
             con.commit()
 
     def write_run(self, suite: str, *, started_at: str, finished_at: str, wall_s: float, executor: str,
@@ -381,25 +420,65 @@ class Store:
                         [suite, started_at, finished_at, wall_s, executor, workers, trials, skipped, ok,
                          diverged, failed, compute_s, stopped])
 
-    def write_predictions(self, rows: list[tuple]) -> None:
-        """Replace the predictions of the (suite, model, dataset, method, metric, source) keys of
-        ``rows`` (suite, model, dataset, method, metric, ε, d*, lo, hi, source)."""
+    PREDICTION_COLUMNS = ("suite", "model", "dataset", "method", "metric", "epsilon", "d_star_pred", "d_star_pred_lo",
+                          "d_star_pred_hi", "source", "model_params", "dataset_params", "params", "w2", "w2_lo", "w2_hi",
+                          "w2_sd", "status", "reason")
+
+    def write_predictions(self, rows: list[dict[str, Any]]) -> None:
+        """Replace the predictions of the (suite, model, model params, dataset, dataset params,
+        method, metric, source) keys of ``rows`` (dicts of :attr:`PREDICTION_COLUMNS`; missing
+        ones NULL): predicted d* with its interval, w² with its Monte Carlo interval and the
+        per-seed spread of d_s, and status 'ok' | 'not applicable' with the reason."""
+        cols = self.PREDICTION_COLUMNS
         with self.write() as con:
             con.begin()
-            for key in {(r[0], r[1], r[2], r[3], r[4], r[9]) for r in rows}:
-                con.execute("DELETE FROM predictions WHERE suite = ? AND model = ? AND dataset = ? AND method = ? "
-                            "AND metric = ? AND source = ?", list(key))
-            con.executemany("INSERT INTO predictions VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", [list(r) for r in rows])
+            keys = {(r["suite"], r["model"], r.get("model_params"), r["dataset"], r.get("dataset_params"), r["method"],
+                     r["metric"], r["source"]) for r in rows}
+            for k in keys:
+                con.execute("DELETE FROM predictions WHERE suite = ? AND model = ? AND (model_params IS NULL OR "
+                            "model_params = ?) AND dataset = ? AND (dataset_params IS NULL OR dataset_params = ?) "
+                            "AND method = ? AND metric = ? AND source = ?", list(k))
+            con.executemany(f"INSERT INTO predictions ({', '.join(cols)}) VALUES ({', '.join('?' * len(cols))})",
+                            [[r.get(c) for c in cols] for r in rows])
             con.commit()
 
     def write_searches(self, suite: str, metric: str, rows: list[list[Any]], *, trials: int, steps: int) -> None:
         """Replace the adaptive search's d* of ``suite``: one row per (model, model params, dataset,
-        dataset params, method, method params, ε, d*), with the trials and steps the search cost."""
+        dataset params, method, method params, ε, d*, n_seeds, complete, note), with the trials and
+        steps the search cost; ``n_seeds``: the usable seeds d* rests on, ``complete``: whether
+        every d the search judged had enough of them."""
+        cols = ("suite", "model", "model_params", "dataset", "dataset_params", "method", "params", "metric",
+                "epsilon", "d_star", "trials", "steps", "note", "n_seeds", "complete")
         with self.write() as con:
             con.begin()
             con.execute("DELETE FROM searches WHERE suite = ?", [suite])
-            con.executemany("INSERT INTO searches VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                            [[suite, *r[:6], metric, *r[6:8], trials, steps, None] for r in rows])
+            con.executemany(f"INSERT INTO searches ({', '.join(cols)}) VALUES ({', '.join('?' * len(cols))})",
+                            [[suite, *r[:6], metric, r[6], r[7], trials, steps, r[10] if len(r) > 10 else None,
+                              r[8] if len(r) > 8 else None, r[9] if len(r) > 9 else None] for r in rows])
+            con.commit()
+
+    def write_d_star_intervals(self, suite: str, rows: list[list[Any]], angular: list[list[Any]] = ()) -> None:
+        """Replace the d* intervals of ``suite`` (:func:`dofbench.results.intervals.refresh`): rows of
+        (model, model params, dataset, dataset params, method, params, metric, ε, evidence,
+        likelihood, confidence, d_star_fit, fit_lo, fit_hi, d_star_lo, d_star_hi, note); and its
+        empirical angular dimensions, rows of the columns of ``angular_dimension`` after the suite
+        up to the note."""
+        cols = ("suite", "model", "model_params", "dataset", "dataset_params", "method", "params", "metric",
+                "epsilon", "evidence", "likelihood", "confidence", "d_star_fit", "fit_lo", "fit_hi", "d_star_lo",
+                "d_star_hi", "note")
+        with self.write() as con:
+            con.begin()
+            con.execute("DELETE FROM d_star_intervals WHERE suite = ?", [suite])
+            if rows:
+                con.executemany(f"INSERT INTO d_star_intervals ({', '.join(cols)}, computed_at) "
+                                f"VALUES ({', '.join('?' * len(cols))}, now())", [[suite, *r] for r in rows])
+            acols = ("suite", "model", "model_params", "dataset", "dataset_params", "method", "params", "label",
+                     "metric", "epsilon", "D", "seeds", "exact", "censored", "non_monotone", "mean_d_s", "sd_d_s",
+                     "w2", "w2_lo", "w2_hi", "confidence", "evidence", "note")
+            con.execute("DELETE FROM angular_dimension WHERE suite = ?", [suite])
+            if angular:
+                con.executemany(f"INSERT INTO angular_dimension ({', '.join(acols)}, computed_at) "
+                                f"VALUES ({', '.join('?' * len(acols))}, now())", [[suite, *r] for r in angular])
             con.commit()
 
     # ------------------------------------------------------------------ reads
@@ -447,6 +526,18 @@ class Store:
             return [c[0] for c in cur.description], cur.fetchall()
 
 
+MEMBER_COLUMNS = ("model", "model_params", "dataset", "dataset_params", "method", "params", "label", "d", "seed")
+
+
+def _member(spec: dict[str, Any] | None) -> list[Any]:
+    """The :data:`MEMBER_COLUMNS` of a suite member from its resolved trial spec (None: unknown)."""
+    if spec is None:
+        return [None] * len(MEMBER_COLUMNS)
+    mp, dp, pp, label = _resolution(spec)
+    return [spec["model"]["name"], mp, spec["dataset"]["name"], dp, spec["method"]["name"], pp, label,
+            spec["d"], spec["seed"]]
+
+
 def _resolution(spec: dict[str, Any] | None) -> list[str | None]:
     """(model_params, dataset_params, params, label) of a resolved trial spec, as stored."""
     if spec is None:
@@ -481,3 +572,19 @@ def _one_line_db_error(exc: Exception) -> str:
     if "read-only mode" in text or "read_only" in text.lower():
         return f"the store is opened read-only: queries cannot modify it ({text})"
     return text
+
+
+def _owner_is_dead(owner: str) -> bool:
+    """Whether a claim's owner (:meth:`Store.claim_owner`) is a process of this machine that no
+    longer runs (a driver on another machine is judged by its heartbeat alone)."""
+    host, _, rest = owner.partition(":")
+    pid = rest.partition(":")[0]
+    if host != socket.gethostname() or not pid.isdigit():
+        return False
+    try:
+        os.kill(int(pid), 0)
+    except ProcessLookupError:
+        return True
+    except PermissionError:  # someone else's process: alive
+        return False
+    return False

@@ -178,12 +178,15 @@ def truncate(text: str, width: int) -> str:
 
 
 def cell_text(v: Any) -> str:
-    """How a value is shown in a rendered table (None → empty, floats to 4 significant digits)."""
+    """How a value is shown in a rendered table (None → empty, floats to 4 significant digits, or
+    to one decimal from 10^4 to 10^7, where 4 digits would hide a w² of 14875 as 1.487e+04)."""
     if v is None:
         return ""
     if isinstance(v, float):
         if math.isnan(v):
             return "nan"
+        if 1e4 <= abs(v) < 1e7:
+            return f"{v:.1f}"
         return f"{v:.4g}"
     return str(v)
 

@@ -13,10 +13,10 @@ come from other plugins' hooks):
   out-of-memory kill) fails exactly the group it was running and is replaced;
 - ``dask``: a ``dask.distributed`` Client to a scheduler address (or an existing Client or
   cluster object, e.g. from dask-jobqueue) or a ``LocalCluster`` of N single-threaded workers.
-  A worker that dies fails the group it was running (the LocalCluster runs with
-  ``worker-saturation: 1.0`` and ``allowed-failures: 0``, so no other group waits on a worker
-  and a crash is not retried; a cluster of yours needs the same settings and single-threaded
-  workers for that, and a warning says so). A cluster left without workers for
+  A group whose worker dies is retried on other workers (Dask's ``allowed-failures``, 3 by
+  default) and then fails as :class:`WorkerCrashed`; on the LocalCluster at most one group is in
+  flight per single-threaded worker, so no group waits on a worker that another one kills. A
+  cluster left without workers for
   ``distributed.scheduler.no-workers-timeout`` (10 s unless set) stops the run with
   :class:`~dofbench.errors.ExecutorLost`;
 - ``auto``: ``process`` when the machine has more than one core, ``local`` otherwise, and
@@ -385,11 +385,6 @@ def _dask_task(specs: list[TrialSpec], runtime: dict[str, Any]) -> list[TrialRes
     return run_group(specs, runtime)
 
 
-# What our own LocalCluster's scheduler runs with: one task per (single-threaded) worker, so a
-# trial that kills its worker takes no queued group with it, and a crash is not retried (like the
-# process pool: the group that crashed fails, the rest go on).
-LOCAL_CLUSTER_CONFIG = {"distributed.scheduler.worker-saturation": 1.0,
-                        "distributed.scheduler.allowed-failures": 0}
 NO_WORKERS_TIMEOUT_S = 10.0  # unless distributed.scheduler.no-workers-timeout says otherwise
 
 
@@ -418,7 +413,6 @@ class DaskExecutor(Executor):
         try:
             import logging
 
-            import dask
             from distributed import Client, LocalCluster
         except ImportError:
             raise DofbenchError("--executor dask needs dask.distributed: pip install 'dofbench[dask]'") from None
@@ -436,17 +430,18 @@ class DaskExecutor(Executor):
                 raise DofbenchError(f"--scheduler {scheduler}: cannot connect to a Dask scheduler "
                                     f"({' '.join(str(exc).split())})") from None
         else:
-            with dask.config.set(LOCAL_CLUSTER_CONFIG):  # read once, by the scheduler it starts
-                self.cluster = LocalCluster(n_workers=workers or available_cores(), threads_per_worker=1,
-                                            processes=True, dashboard_address=":0", silence_logs=logging.CRITICAL)
+            self.cluster = LocalCluster(n_workers=workers or available_cores(), threads_per_worker=1,
+                                        processes=True, dashboard_address=":0", silence_logs=logging.CRITICAL)
             self.client = Client(self.cluster)
         self.where = scheduler or getattr(self.client.scheduler, "address", None) or "the Dask scheduler"
         nthreads = self.client.nthreads()
         if self.cluster is None:
             self._warn_if_not_isolated(nthreads)
         total = self.workers = sum(nthreads.values())
-        # a LocalCluster is kept just busy; a remote (possibly adaptive) cluster sees a deep queue
-        self.max_in_flight = 2 * max(1, total) if self.cluster is not None else max(256, 2 * total)
+        # The LocalCluster gets one group per worker thread: each group then runs on a worker of its
+        # own (the scheduler places a task on an idle worker), and none waits on a worker that another
+        # kills. A remote (possibly adaptive) cluster sees a deep queue, which its scheduler holds back.
+        self.max_in_flight = max(1, total) if self.cluster is not None else max(256, 2 * total)
         self.no_workers_timeout = no_workers_timeout()
         self._pending: dict[Any, Any] = {}  # key -> dask future, until it is done
         self._lock = threading.Lock()
@@ -457,14 +452,16 @@ class DaskExecutor(Executor):
         self._closed = False
 
     def _warn_if_not_isolated(self, nthreads: dict) -> None:
+        """A scheduler that retries nothing (allowed-failures 0) fails every group that merely
+        waited on, or shared, a worker that another group killed: say so."""
         try:
-            saturation, _ = self.client.run_on_scheduler(_scheduler_isolation)
+            saturation, allowed = self.client.run_on_scheduler(_scheduler_isolation)
         except Exception:  # a scheduler that refuses to run functions: nothing to say
             return
-        if saturation > 1.0 or any(n > 1 for n in nthreads.values()):
-            warnings.warn(f"{self.where}: a trial that kills its Dask worker can fail the trials queued or "
-                          "running with it; single-threaded workers (--nthreads 1) and a scheduler with "
-                          "distributed.scheduler.worker-saturation: 1.0 isolate them", stacklevel=3)
+        if allowed == 0 and (saturation > 1.0 or any(n > 1 for n in nthreads.values())):
+            warnings.warn(f"{self.where}: with distributed.scheduler.allowed-failures 0, a trial that kills its "
+                          "Dask worker also fails the trials queued or running with it; allow retries, or run "
+                          "single-threaded workers (--nthreads 1) with worker-saturation 1.0", stacklevel=3)
 
     def submit(self, specs):
         fut: Future = Future()
@@ -503,8 +500,9 @@ class DaskExecutor(Executor):
         """A worker's death, said like the process pool says it."""
         if exc.__class__.__name__ == "KilledWorker":
             worker = getattr(getattr(exc, "last_worker", None), "address", None) or "a Dask worker"
-            return WorkerCrashed(f"Dask worker {worker} died while running this trial (a segmentation fault, "
-                                 "out of memory or killed: the worker's log says which)")
+            tries = getattr(exc, "allowed_failures", 0) + 1
+            return WorkerCrashed(f"Dask worker {worker} died while running this trial ({tries} workers died "
+                                 "trying; a segmentation fault, out of memory or killed: their logs say which)")
         return exc
 
     def check(self) -> None:

@@ -85,5 +85,8 @@ class GridStrategy:
     def members(self) -> list[str]:
         return [t.trial_id for t in self.suite.trials]
 
+    def member_specs(self) -> dict[str, TrialSpec]:
+        return {}
+
     def finish(self, store: Store) -> None:
         pass

@@ -41,6 +41,7 @@ class ResolvedSuite:
     higher_is_better: bool
     baselines: frozenset[str] = frozenset()  # ids of the trials of full-training baseline methods
     yardsticks: frozenset[str] = frozenset()  # ids of the trials of the comparison's yardstick methods
+    nested: frozenset[str] = frozenset()     # ids of the trials of methods whose subspaces are nested
 
     def resolved_json(self) -> dict[str, Any]:
         return self.spec.model_dump(mode="json")
@@ -125,6 +126,10 @@ def resolve_suite(host, name: str, spec: SuiteSpec, *, where: str | None = None)
                                 f"of metric {metric_comp.name!r}")
     except DofbenchError as exc:
         problems.append(str(exc))
+    n_seeds, min_seeds = len(spec.seed_list()), spec.threshold.min_seeds
+    if min_seeds is not None and min_seeds > n_seeds:
+        problems.append(f"{where}.threshold.min_seeds: must be at most the suite's {n_seeds} seeds "
+                        f"(got {min_seeds}); allowed: 1 ≤ min_seeds ≤ {n_seeds}")
 
     tasks: list[Task] = []
     for dcomp, dref, dparams, dident, dloc in datasets:
@@ -157,6 +162,7 @@ def resolve_suite(host, name: str, spec: SuiteSpec, *, where: str | None = None)
     trials: list[TrialSpec] = []
     baselines: set[str] = set()
     yardsticks: set[str] = set()
+    nested: set[str] = set()
     for task, (meth, ref, params, ident, loc), dims in planned:
         D = task.total_params
         parsed = meth.parse_params(params)
@@ -182,9 +188,12 @@ def resolve_suite(host, name: str, spec: SuiteSpec, *, where: str | None = None)
                     baselines.add(trials[-1].trial_id)
                 if getattr(meth, "yardstick", False):
                     yardsticks.add(trials[-1].trial_id)
+                if meth.nested(parsed):
+                    nested.add(trials[-1].trial_id)
     if problems:
         raise SuiteErrors(list(dict.fromkeys(problems)))
-    return ResolvedSuite(name, spec, trials, tasks, metric, higher, frozenset(baselines), frozenset(yardsticks))
+    return ResolvedSuite(name, spec, trials, tasks, metric, higher, baselines=frozenset(baselines),
+                         yardsticks=frozenset(yardsticks), nested=frozenset(nested))
 
 
 _METRIC_RE = re.compile(r"^(best_)?(train|test)_(.+)$")

@@ -10,12 +10,9 @@ budgets, draws the progress bar and keeps the :class:`SuiteSummary`.
 
 from __future__ import annotations
 
-import os
 import signal
-import socket
 import threading
 import time
-import uuid
 from concurrent.futures import FIRST_COMPLETED, CancelledError, Future, wait
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -28,8 +25,9 @@ from dofbench.config.schemas import TrialSpec
 from dofbench.engine.result import TrialResult, now
 from dofbench.errors import DofbenchError, ExecutorLost
 from dofbench.plugin.executor import Executor
+from dofbench.results import intervals
 from dofbench.results.store import Store
-from dofbench.run.adaptive import AdaptiveStrategy
+from dofbench.run.adaptive import AdaptiveStrategy, group_key
 from dofbench.run.grid import GridStrategy
 from dofbench.run.host import Host
 from dofbench.run.resolve import ResolvedSuite
@@ -152,6 +150,10 @@ class Strategy(Protocol):
     def members(self) -> list[str]:
         """The ids of the trials that belong to the suite so far (its membership in the store)."""
 
+    def member_specs(self) -> dict[str, TrialSpec]:
+        """The specs of members that are not trials of the suite's grid (e.g. the adaptive search's
+        trials at d between grid points), by id."""
+
     def finish(self, store: Store) -> None:
         """Write what the strategy decided (e.g. the adaptive search's d*)."""
 
@@ -252,7 +254,7 @@ class Scheduler:
         self.reuse = ("ok", "diverged") if retry_failed else ("ok", "diverged", "failed")
         self.on_result = on_result
         # who this driver is in the store's claims (two drivers on one store share the work)
-        self.owner = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+        self.owner = store.claim_owner()
 
     def run(self, suite: ResolvedSuite, strategy: Strategy) -> SuiteSummary:
         """Run ``suite`` as ``strategy`` says; return its summary. Ctrl-C/SIGTERM stop cleanly
@@ -286,6 +288,8 @@ class Scheduler:
         summary.wall_s = time.perf_counter() - run.t0
         if summary.complete:
             strategy.finish(self.store)
+        if summary.ran or summary.skipped:
+            intervals.refresh(self.store, suite.name)  # d*'s interval from what is stored now
         if summary.ran or summary.lost:
             self.store.write_run(suite.name, started_at=summary.started_at, finished_at=now(), wall_s=summary.wall_s,
                                  executor=getattr(self.executor, "name", "?"),
@@ -320,10 +324,18 @@ class _Run:
         if members == self.registered:
             return
         th = self.suite.spec.threshold
+        specs, nested, yardsticks = self.suite.trial_specs_json(), set(self.suite.nested), set(self.suite.yardsticks)
+        extra = self.strategy.member_specs()  # trials a strategy asked for beyond the grid (d between its points)
+        if extra:
+            nested_groups = {group_key(t) for t in self.suite.trials if t.trial_id in self.suite.nested}
+            yard_groups = {group_key(t) for t in self.suite.trials if t.trial_id in self.suite.yardsticks}
+            specs.update({i: t.model_dump(mode="json") for i, t in extra.items()})
+            nested |= {i for i, t in extra.items() if group_key(t) in nested_groups}
+            yardsticks |= {i for i, t in extra.items() if group_key(t) in yard_groups}
         self.s.store.register_suite(self.suite.name, self.suite.spec.description, self.suite.resolved_json(),
                                     self.s.source, members, th.metric, th.epsilons, th.delta,
-                                    self.suite.higher_is_better, specs=self.suite.trial_specs_json(),
-                                    baselines=self.suite.baselines, yardsticks=self.suite.yardsticks)
+                                    self.suite.higher_is_better, specs=specs,
+                                    baselines=self.suite.baselines, yardsticks=yardsticks, nested=nested)
         self.registered = members
 
     def reuse_stored(self, wanted: list[TrialSpec]) -> list[TrialSpec]:

@@ -52,9 +52,11 @@ def test_projected_ball_is_a_circular_cone():
     # a ball of radius r seen from distance R is a circular cone with sin α = r/R: δ = D sin²α + O(1)
     D, r, R = 400, 0.3, 1.0
     pw = T.projected_width(np.ones(D), 0.5 * r * r, R, n=300, seed=0)
-    assert pw.small_form == pytest.approx(D * r * r / R ** 2)
+    assert pw.small_form is None                  # r = 0.3 R: too large for the small-ellipsoid form
     assert abs(pw.w2 - D * r * r) < 2 + 4 * pw.statistical_dimension.stderr
     assert pw.width.mean ** 2 <= pw.w2 + 1e-9
+    small = T.projected_width(np.ones(1000), 0.5 * 0.07 ** 2, R, n=300, seed=0)
+    assert small.small_form == pytest.approx(1000 * 0.07 ** 2) and abs(small.w2 - small.small_form) < 2
     # θ0 inside the sub-level set: every subspace meets it
     inside = T.projected_width(np.ones(50), 2.0, 1.0, n=50)
     assert inside.w2 == pytest.approx(50, rel=0.3) and inside.d_star < 15
@@ -96,6 +98,30 @@ def test_lanczos_and_hessian_vector_products():
     assert LanczosResult(np.array([-1.0, 2.0]), np.array([0.5, 0.5]), 4).spectrum(0.1).min() == 0.1
 
 
+def test_the_gated_hessian_prediction_on_an_exact_quadratic_well(tmp_path, worker, tiny_spec):
+    """Where the local quadratic model holds — an exact quadratic well, trained to its minimum —
+    the gates pass and the Hessian prediction is the quadratic theory's (with the same cap: semi-axes
+    are cut at the trust radius, the distance the model was checked out to)."""
+    import torch
+
+    from dofbench.analysis.hessian import local_quadratic, quadratic_d_star
+    from dofbench.engine.loop import train_full
+
+    spec = tiny_spec("random-subspace", d=4, model="quadratic-point", model_params={"R": 1.0},
+                     dataset={"name": "quadratic-well", "params": {"dim": 300, "k": 15, "lambda_rest": 1e-3}},
+                     train={"epochs": 1, "batch_size": 1})
+    net, theta0, data = worker.build(spec)
+    theta_T, _ = train_full(net, theta0, data, steps=400, lr=0.5, batch_size=1,
+                            generator=torch.Generator().manual_seed(0), loss_fn=data.loss)
+    lq = local_quadratic(net, theta0, theta_T, data, data.loss, k=40, probes=3)
+    assert lq.negative_mass == 0 and lq.gradient_flat_share < 0.05 and lq.R == pytest.approx(1.0, abs=1e-3)
+    lam = T.spectrum("bimodal", 300, k=15, lambda_k=1.0, lambda_rest=1e-3)
+    [pred] = quadratic_d_star(lq, [0.003], samples=200)
+    assert pred.status == "ok" and pred.trust_radius > 1
+    exact = T.projected_width(lam, 0.003, 1.0, n=200, seed=0, cap=pred.trust_radius)
+    assert abs(pred.w2 - exact.w2) < 4 * math.hypot(pred.w2_se, exact.statistical_dimension.stderr) + 1
+
+
 def test_theory_hessian_command_on_a_tiny_network(tmp_path, invoke):
     import json
 
@@ -118,7 +144,12 @@ epsilons = [1.5, 0.01]
     assert res.exit_code == 0, res.stderr
     rows = json.loads(res.output)
     assert [r["epsilon"] for r in rows] == [1.5, 0.01]
-    assert rows[0]["loss_T"] < 1.5 and 0 <= rows[0]["d_star_pred"] <= rows[0]["D"]
-    assert rows[1]["d_star_pred"] is None                       # below the trained loss: no prediction
+    for r in rows:                                              # a number, or why not
+        assert r["status"] in ("ok", "not applicable")
+        assert r["status"] == "ok" and 0 <= r["d_star_pred"] <= r["D"] or r["reason"] and r["d_star_pred"] is None
+    assert rows[1]["status"] == "not applicable"               # below the trained loss: no prediction
+    stored = invoke("query", "--db", str(db), "--format", "json",
+                    "select epsilon, status, reason, w2 from predictions order by epsilon")
+    assert [r["status"] for r in json.loads(stored.output)] == [rows[1]["status"], rows[0]["status"]]
     bad = invoke("theory", "hessian", "net", "--config", str(cfg), "--db", str(db), "--epsilon", "0")
     assert bad.exit_code != 0 and "Traceback" not in bad.stderr

@@ -140,7 +140,7 @@ def test_list_suites_with_descriptions_and_trial_counts(tiny_config, db, invoke)
     assert res.exit_code == 0, res.stderr
     lines = res.output.splitlines()
     assert lines[0].split() == ["suite", "trials", "description"]  # no store: no `stored` column
-    assert re.search(r"^quick\s+40\s+MLP on MNIST-1D", res.output, re.M)
+    assert re.search(r"^quick\s+45\s+MLP on MNIST-1D", res.output, re.M)
     assert re.search(r"^quick-methods\s+135\s+", res.output, re.M)
     assert max(len(line) for line in lines) <= 100
     assert invoke("run", "tiny", "--config", str(tiny_config), "--db", str(db), "--executor", "local",

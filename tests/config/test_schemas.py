@@ -39,6 +39,10 @@ BAD = [
     (TINY_SUITE.replace('metric   = "best_train_acc"', 'metric = "train_f1"'),
      r"suites.tiny.threshold.metric: unknown metric 'train_f1'; allowed: .*acc, loss"),
     (TINY_SUITE.replace("delta    = 0.1", "delta = 1.5"), r"suites.tiny.threshold.delta: Input should be less than 1"),
+    (TINY_SUITE.replace("delta    = 0.1", "delta = 0.1\nmin_seeds = 3"),
+     r"suites.tiny.threshold.min_seeds: must be at most the suite's 2 seeds \(got 3\); allowed: 1 ≤ min_seeds ≤ 2"),
+    (TINY_SUITE.replace('{ name = "random-subspace" }', '{ name = "random-subspace", params = { projection = "auto", nested = true } }'),
+     r"suites.tiny.methods\[0\].params: nested = true needs a fixed projection \(dense, .*\), not 'auto'"),
 ]
 
 
@@ -133,3 +137,15 @@ def test_a_trial_spec_needs_its_identity_and_trial_spec_resolves_it_as_a_suite_d
     assert one.init_key() == suite[(64, 1)].init_key()
     with pytest.raises(DofbenchError, match=r"method.params.lr: Input should be greater than 0"):
         trial_spec(host, "mlp", "mnist1d", {"name": "random-subspace", "params": {"lr": -1}}, d=2)
+
+
+def test_nested_subspaces_are_another_trial():
+    """`nested` defaults to today's meaning (a fresh A per (seed, d)), so stored trials keep their
+    ids; nested trials get ids of their own and are marked nested by the suite (a store never
+    holds both meanings under one id)."""
+    plain = resolve_text(TINY_SUITE)
+    nested = resolve_text(TINY_SUITE.replace('{ name = "random-subspace" }',
+                                             '{ name = "random-subspace", params = { nested = true } }'))
+    assert {t.trial_id for t in plain.trials}.isdisjoint({t.trial_id for t in nested.trials})
+    assert plain.nested == frozenset() and nested.nested == {t.trial_id for t in nested.trials}
+    assert all(t.identity["method"] == {"nested": True} for t in nested.trials)

@@ -141,3 +141,54 @@ def test_dense_sparse_and_fastfood_are_statistically_indistinguishable_on_mnist1
         a, b = acc[x], acc[y]
         se = math.sqrt(a.var().item() / len(a) + b.var().item() / len(b))
         assert abs(a.mean().item() - b.mean().item()) < 3 * se + 1e-9, (x, y, a.tolist(), b.tolist())
+
+
+# ------------------------------------------------------------------------------ nested projections
+@pytest.mark.parametrize("kind", KINDS)
+def test_nested_projection_is_the_prefix_of_one_projection_per_seed(kind):
+    """A_d = the first d columns of the seed's one projection, for d across block boundaries; an
+    exact linear map like any other; another seed gives another projection."""
+    D, seg = 1500, [500, 1000]
+    big = make_projection(kind, D, 200, None, segments=seg, nested_seed=11).matrix()
+    for d in (1, 63, 64, 65, 130, 200):
+        p = make_projection(kind, D, d, None, segments=seg, nested_seed=11)
+        assert torch.allclose(p.matrix(), big[:, :d], atol=1e-5 if kind == "orthonormal" else 0)
+    phi = torch.randn(130)
+    assert torch.allclose(make_projection(kind, D, 130, None, segments=seg, nested_seed=11)(phi), big[:, :130] @ phi,
+                          atol=1e-5)
+    other = make_projection(kind, D, 130, None, segments=seg, nested_seed=12).matrix()
+    assert not torch.allclose(other, big[:, :130])
+    with pytest.raises(DofbenchError, match="'auto' cannot be nested"):
+        make_projection("auto", D, 10, None, nested_seed=1)
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_nested_subspaces_are_marginally_the_independent_ones(kind):
+    """Every nested A_d is still the random subspace of an independent draw: on a quadratic well
+    (D = 200, 10 stiff directions among flat ones, from R = 1) the geometric success probability
+    — does span(A_d) through θ0 reach loss ≤ ε — agrees with independent draws within error at
+    every d, and per seed it is monotone in d (the minimum over a larger span is never higher)."""
+    import numpy as np
+
+    from dofbench.analysis.theory import spectrum, subspace_min_loss
+
+    D, eps, dims, n = 200, 2e-3, (4, 8, 12, 16, 24), 300
+    lam = spectrum("bimodal", D, k=10, lambda_k=1.0, lambda_rest=1e-4)
+    rng = np.random.default_rng(0)
+    hits = {"nested": {d: 0 for d in dims}, "independent": {d: 0 for d in dims}}
+    for s in range(n):
+        u = rng.standard_normal(D)
+        theta0 = u / np.linalg.norm(u)
+        nested_losses = []
+        for d in dims:
+            A_nested = make_projection(kind, D, d, None, segments=[D], nested_seed=s).matrix().double().numpy()
+            A_indep = make_projection(kind, D, d, gen(10_000 + 97 * s + d), segments=[D]).matrix().double().numpy()
+            nested_losses.append(subspace_min_loss(lam, theta0, A_nested))
+            hits["nested"][d] += nested_losses[-1] <= eps
+            hits["independent"][d] += subspace_min_loss(lam, theta0, A_indep) <= eps
+        assert all(a >= b - 1e-9 for a, b in zip(nested_losses, nested_losses[1:]))  # monotone per seed
+    for d in dims:
+        p1, p2 = hits["nested"][d] / n, hits["independent"][d] / n
+        se = math.sqrt(max(p1 * (1 - p1) + p2 * (1 - p2), 1 / n) / n)
+        assert abs(p1 - p2) <= 4 * se, (d, p1, p2)
+    assert any(0.2 < hits["nested"][d] / n < 0.8 for d in dims)  # the comparison is made inside the transition

@@ -81,3 +81,22 @@ def test_trained_well_matches_the_theory_and_predictions_are_stored(tmp_path, in
     lam = spectrum("bimodal", 120, k=6, lambda_k=1.0, lambda_rest=1e-4)
     assert exact_success_probability(lam, 0.002, 1.0, 40, n=20).mean == 1.0
     assert np.isfinite(pred[0]["d_star_pred_hi"])
+
+
+def test_bimodal_seeds_start_near_or_far(tmp_path):
+    """far_share of the seeds start at R_far (drawn from each seed's init seed, so a seed is always
+    the same one); the theory declines a task without a single R."""
+    from dofbench.engine.worker import Worker
+
+    cfg = tmp_path / "w.toml"
+    cfg.write_text(WELL.replace("STRATEGY", "grid").replace("R = 1.0", "R = 1.0, far_share = 0.5, R_far = 3.0")
+                   .replace("seeds    = 3", "seeds    = 12"))
+    s = Session(db=tmp_path / "x.duckdb", config=cfg)
+    resolved = s.resolve(["well"])[0]
+    worker = Worker(s.runtime, host=s.host)
+    norms = [round(float(worker.build(t)[1].norm()), 4) for t in resolved.trials if t.d == 2]
+    assert set(norms) == {1.0, 3.0} and norms == [round(float(worker.build(t)[1].norm()), 4)
+                                                  for t in resolved.trials if t.d == 8]
+    model = s.host.get("model", "quadratic-point")
+    assert model.initial_distance(model.parse_params({"far_share": 0.5})) is None
+    assert model.initial_distance(model.parse_params({})) == 1.0

@@ -70,7 +70,7 @@ def test_the_reading_reads_epsilons_with_the_same_best_method_together_and_marks
         "Against random-subspace: no method needs fewer dimensions than random-subspace at ε=0.2 (≤8); "
         "good needs ≥ 8× fewer dimensions at ε=0.3 (≤8 vs 64), ≥ 64× at ε=0.5 (≤8 vs >512).")
     text = Session(db=store.path).compare("b").render("table", width=100)
-    assert "≤8 [8,–]" in text and ">512" in text
+    assert "≤8 " in text and ">512" in text and "[" not in text.split("\n", 4)[-1]  # no interval computed: none shown
 
 
 def test_rendered_for_a_terminal_it_fits_100_columns(store):
@@ -79,7 +79,7 @@ def test_rendered_for_a_terminal_it_fits_100_columns(store):
     assert max(len(line) for line in text.splitlines()) <= 100
     lines = text.splitlines()
     assert lines[0] == "synth: mlp[hidden=[32]] / mnist1d · D = 5,000"
-    assert "ε=0.3" in text and "0.32%" in text and "100%" in text and "16 [16,–]" in text  # d*/D under d*
+    assert "ε=0.3" in text and "0.32%" in text and "100%" in text and "16 [16,64]" in text  # d*/D under d*
     md = comp.render("markdown")
     assert "| method | ε=0.3 | ε=0.5 | ε=0.7 |" in md
     assert comp._repr_html_().count("<table class='compare'>") == 1
@@ -111,8 +111,48 @@ def test_dofbench_compare_prints_the_table_and_the_numbers(store, invoke):
     assert res.exit_code == 0, res.stderr
     lines = res.output.splitlines()
     assert lines[0] == "synth: mlp[hidden=[32]] / mnist1d · D = 5,000" and max(len(x) for x in lines) <= 100
-    assert any(x.startswith("burn-in-subspace[steps=16]  16 [16,–]") for x in lines)
+    assert any(x.startswith("burn-in-subspace[steps=16]  16 [16,64]") for x in lines)
     assert "Against random-subspace: burn-in-subspace[steps=16] needs 4× fewer dimensions at ε=0.3" in res.output
     rows = json.loads(invoke("compare", "--db", str(store.path), "--format", "json").output)
     assert {(r["method"], r["epsilon"]) for r in rows} == {(m, e) for m in ("random-subspace", "full",
             "burn-in-subspace[steps=0]", "burn-in-subspace[steps=16]") for e in (0.3, 0.5, 0.7)}
+
+
+def _store(tmp_path, synth, accs: dict, failed=()):
+    """A suite 'c' of (method, d) → accuracy over seeds 0–2, run as a run records it; ``failed``:
+    (method, d, seed) stored as failed instead."""
+    from dofbench.results import intervals
+    from dofbench.results.store import Store
+
+    store = Store(tmp_path / "c.duckdb")
+    ids, ys = [], set()
+    for (method, d), a in accs.items():
+        for s in (0, 1, 2):
+            bad = (method, d, s) in failed
+            r = synth.result(method, {}, d, s, None if bad else a, status="failed" if bad else "ok")
+            store.write_result(r, "c")
+            ids.append(r.trial_id)
+            if method == "random-subspace":
+                ys.add(r.trial_id)
+    store.register_suite("c", "", {}, "t", ids, "best_train_acc", [0.5], 0.1, True, yardsticks=ys)
+    store.record_statistics("c", "grid", 0.95, seeds=3)
+    intervals.refresh(store, "c")
+    return store
+
+
+def test_a_grid_with_missing_seeds_is_marked_and_not_read_as_unreached(tmp_path, synth):
+    store = _store(tmp_path, synth, {("random-subspace", 8): 0.2, ("random-subspace", 64): 0.9,
+                                     ("good", 8): 0.9, ("good", 64): 0.9}, failed={("random-subspace", 64, 1)})
+    comp = Session(db=store.path).compare("c")
+    (task,) = comp.tasks
+    assert task.cell("random-subspace", 0.5)["d_star"] is None  # d = 64 lacks a seed: not eligible
+    assert "random-subspace  ?" in comp.render("table", width=100)
+    assert task.reading == ("Against random-subspace: good needs the fewest dimensions at ε=0.5 (≤8), where "
+                            "random-subspace's seeds are not all in.")
+
+
+def test_a_method_beyond_the_yardsticks_grid_gets_no_ratio(tmp_path, synth):
+    store = _store(tmp_path, synth, {("random-subspace", 8): 0.2, ("random-subspace", 64): 0.3,
+                                     ("full", 1000): 0.95})
+    (task,) = Session(db=store.path).compare("c").tasks
+    assert task.reading == "Against random-subspace: full reaches ε=0.5 (1000; random-subspace >64), beyond the grid random-subspace ran."

@@ -10,6 +10,7 @@ import pytest
 
 from dofbench.results import references
 from dofbench.errors import DofbenchError
+from dofbench.results import intervals
 from dofbench.results.store import Store
 
 
@@ -113,12 +114,16 @@ def _write(synth, store, rows, suite, delta):
 
 def test_leaderboard_ties_broken_by_fraction_then_interval_width(tmp_path, synth):
     store = Store(tmp_path / "s.duckdb")
-    # same d* = 20; 'alpha' has the wider interval for d* (its P_s at 20 is 3/4), 'zeta' the narrower
-    rows = [("zeta", 20, s, 0.9, 1000) for s in range(4)]
-    rows += [("alpha", 20, s, 0.9 if s else 0.1, 1000) for s in range(4)] + [("alpha", 40, s, 0.9, 1000) for s in range(4)]
+    # same d* = 20 and D: the narrower interval for d* (relative width fit_hi / fit_lo) ranks first
+    rows = [("zeta", d, s, 0.9 if d > 10 else 0.1, 1000) for d in (10, 20, 40) for s in range(4)]
+    rows += [("alpha", d, s, 0.1 if d == 10 or (d == 20 and not s) else 0.9, 1000) for d in (10, 20, 40)
+             for s in range(4)]
     _write(synth, store, rows, "w", 0.5)
-    got = store.query("select method, d_star, rank from leaderboard where suite='w' order by rank")[1]
-    assert got == [("zeta", 20, 1), ("alpha", 20, 2)]
+    intervals.refresh(store, "w")
+    got = store.query("select method, d_star, d_star_fit_hi / d_star_fit_lo, rank from leaderboard "
+                      "where suite='w' order by rank")[1]
+    assert [(m, d, r) for m, d, _, r in got] in ([("zeta", 20, 1), ("alpha", 20, 2)], [("alpha", 20, 1), ("zeta", 20, 2)])
+    assert got[0][2] < got[1][2]
     # same d*: the smaller fraction d*/D ranks first
     _write(synth, store, [("alpha", 20, 0, 0.9, 1000), ("zeta", 20, 0, 0.9, 4000)], "f", 0.5)
     got = store.query("select method, d_star_fraction, rank from leaderboard where suite='f' order by rank")[1]

@@ -1,10 +1,11 @@
-"""P_s confidence intervals, d*'s interval and d_int90: Python reference vs the store's views."""
+"""P_s confidence intervals and d_int90: Python reference vs the store's views."""
 
 import math
 
 import pytest
 
-from dofbench.results.stats import clopper_pearson_interval, d_int90, d_star_interval, wilson_interval, z_value
+from dofbench.results import intervals
+from dofbench.results.stats import clopper_pearson_interval, d_int90, wilson_interval, z_value
 from dofbench.results.store import Store
 
 
@@ -25,17 +26,9 @@ def test_wilson_and_clopper_pearson_known_values():
     assert wilson_interval(3, 10, 0.99)[1] > wilson_interval(3, 10, 0.9)[1]
 
 
-def test_d_star_interval_and_d_int90():
-    counts = {8: (0, 10), 16: (8, 10), 32: (10, 10), 64: (40, 40)}
-    r = d_star_interval(counts, delta=0.1)
-    assert r.d_star == 32
-    assert r.d_star_lo == 16          # 8/10: P_s ≥ 0.9 not excluded at 95%
-    assert r.d_star_hi == 64          # only 40/40 confirms P_s ≥ 0.9
-    assert d_star_interval({8: (0, 3)}, 0.1) == (None, None, None) or d_star_interval({8: (0, 3)}, 0.1).d_star is None
+def test_d_int90():
     assert d_int90({8: 0.2, 16: 0.85, 32: 0.95}, baseline=1.0) == 32
     assert d_int90({8: 0.2}, baseline=1.0) is None
-
-
 
 
 def test_store_views_match_the_python_reference(db, synthetic_result):
@@ -55,14 +48,21 @@ def test_store_views_match_the_python_reference(db, synthetic_result):
         baselines.add(r.trial_id)
     store.register_suite("s", "", {}, "test", ids, "train_acc", [0.5], 0.1, True, baselines=baselines)
     for conf in (0.95, 0.8):
-        store.record_statistics("s", "grid", conf)
+        store.record_statistics("s", "grid", conf, seeds=6)
         rows = store.query("select d, successes, n, p_lo, p_hi from success where method = 'sub' order by d")[1]
         for d, k, n, lo, hi in rows:
-            assert (lo, hi) == pytest.approx(wilson_interval(k, n, conf))
-        ref = d_star_interval({d: (k, n) for d, k, n, _, _ in rows}, 0.1, conf)
-        lb = store.query("select d_star, d_star_lo, d_star_hi, d_int90, baseline, estimator, rank "
+            assert (lo, hi) == pytest.approx(clopper_pearson_interval(k, n, conf))
+        assert intervals.refresh(store, "s") == 1  # the baseline's single d has no transition to fit
+        ref = intervals.fit_d_star(list(accs), 0.1, conf, counts={d: (k, n) for d, k, n, _, _ in rows}, seeds=6)
+        lb = store.query("select d_star, d_star_lo, d_star_hi, d_star_fit, d_int90, baseline, estimator, rank "
                          "from leaderboard where method = 'sub'")[1][0]
-        assert lb[:3] == (ref.d_star, ref.d_star_lo, ref.d_star_hi)
-        assert lb[3] == d_int90({d: sum(v) / len(v) for d, v in accs.items()}, 0.97)
-        assert lb[3] == 80 and lb[4] == pytest.approx(0.97) and lb[5] == "grid" and lb[6] >= 1
+        assert lb[0] == 40 and lb[1:3] == (ref.d_star_lo, ref.d_star_hi) and lb[3] == pytest.approx(ref.d_star_fit)
+        assert lb[1] <= lb[0] <= lb[2]
+        assert lb[4] == d_int90({d: sum(v) / len(v) for d, v in accs.items()}, 0.97)
+        assert lb[4] == 80 and lb[5] == pytest.approx(0.97) and lb[6] == "grid" and lb[7] == 1
     assert math.isclose(store.query("select confidence from success limit 1")[1][0][0], 0.8)
+    # new evidence makes the stored interval stale: the leaderboard stops showing it
+    r = synthetic_result("sub", 10, 6, 0.9, metrics={"train_acc": 0.9}, evals=[])
+    store.write_result(r, "s")
+    store.register_suite("s", "", {}, "test", ids + [r.trial_id], "train_acc", [0.5], 0.1, True, baselines=baselines)
+    assert store.query("select d_star_lo, d_star_hi from leaderboard where method = 'sub'")[1] == [(None, None)]

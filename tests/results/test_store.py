@@ -49,7 +49,7 @@ def test_migrations_create_the_documented_surface(db):
 
 def test_success_and_d_star(db, fill):
     store = Store(db)
-    # d=10: 0/4 succeed at 0.5; d=20: 3/4 ; d=40: 4/4 (one seed diverged at d=80); failed rows don't count
+    # d=10: 0/4 succeed at 0.5; d=20: 3/4 ; d=40: 4/4; at d=80 one seed diverged and a fifth failed
     rows = [(10, s, 0.3) for s in range(4)] + [(20, 0, 0.6), (20, 1, 0.7), (20, 2, 0.55), (20, 3, 0.2)]
     rows += [(40, s, 0.8) for s in range(4)] + [(80, 0, 0.95), (80, 1, 0.95), (80, 2, 0.99), (80, 3, None, "diverged")]
     rows += [(80, 9, None, "failed")]
@@ -59,13 +59,51 @@ def test_success_and_d_star(db, fill):
     assert sc[(10, 0.5)] == (4, 0, 0.0)
     assert sc[(20, 0.5)] == (4, 3, 0.75)
     assert sc[(80, 0.9)] == (4, 3, 0.75)  # the diverged seed counts as a failure; the failed trial not at all
-    lb = {e: (ds, n, f) for e, ds, n, f in
-          store.query("select epsilon, d_star, n_seeds, d_star_fraction from leaderboard")[1]}
-    assert lb[0.5] == (20, 4, 0.02)  # P_s = 0.75 ≥ 1 − δ = 0.75
-    assert lb[0.9] == (80, 4, 0.08)
+    row = store.query("select n_planned, n_diverged, n_failed, required, eligible from success "
+                      "where d = 80 and epsilon = 0.9")[1][0]
+    assert row == (5, 1, 1, 5, False)     # 4 usable of 5 planned: not eligible for d*
+    lb = {e: (ds, n, f, c) for e, ds, n, f, c in
+          store.query("select epsilon, d_star, n_seeds, d_star_fraction, complete from leaderboard")[1]}
+    assert lb[0.5] == (20, 4, 0.02, False)  # P_s = 0.75 ≥ 1 − δ = 0.75; the grid is flagged incomplete
+    assert lb[0.9] == (None, None, None, False)  # 80 would be d*, but rests on 4 of 5 seeds
+    store.record_statistics("s", "grid", 0.95, seeds=5, min_seeds=4)  # relax: 4 usable seeds suffice
+    assert dict(store.query("select epsilon, d_star from leaderboard")[1]) == {0.5: 20, 0.9: 80}
     fill(store, rows, delta=0.1)  # stricter δ: 0.75 no longer enough
     lb = dict(store.query("select epsilon, d_star from leaderboard")[1])
     assert lb == {0.5: 40, 0.9: None}
+
+
+def test_a_diverged_trial_is_never_a_success(db, synthetic_result):
+    """Its metrics (the last finite evaluation) may be far above ε: it counts as a usable seed
+    that failed, in success, first_success and the leaderboard alike."""
+    store = Store(db)
+    rows = [synthetic_result("m", 10, s, 0.99) for s in range(3)]
+    rows.append(synthetic_result("m", 10, 3, 0.99, status="diverged"))
+    for r in rows:
+        store.write_result(r, "s")
+    store.register_suite("s", "", {}, "t", [r.trial_id for r in rows], "best_train_acc", [0.5], 0.2, True)
+    assert store.query("select n, successes, n_diverged from success")[1] == [(4, 3, 1)]
+    assert store.query("select d_star from leaderboard")[1] == [(None,)]  # 3/4 < 0.8
+    assert store.query("select d_first from first_success where seed = 3")[1] == [(None,)]
+    from dofbench.results.stats import succeeded
+
+    assert not succeeded("diverged", 0.99, 0.5, True) and succeeded("ok", 0.99, 0.5, True)
+
+
+def test_a_d_with_missing_seeds_is_not_eligible(db, synthetic_result):
+    """A planned member whose trial is not stored (or failed) leaves its d short of seeds: d* moves
+    to the next eligible d, the leaderboard says the grid is incomplete."""
+    store = Store(db)
+    stored = [synthetic_result("m", d, s, 0.9) for d in (10, 20) for s in range(3) if (d, s) != (10, 2)]
+    missing = synthetic_result("m", 10, 2, 0.9)
+    for r in stored:
+        store.write_result(r, "s")
+    ids = [r.trial_id for r in stored] + [missing.trial_id]
+    specs = {r.trial_id: r.spec.model_dump(mode="json") for r in [*stored, missing]}
+    store.register_suite("s", "", {}, "t", ids, "train_acc", [0.5], 0.1, True, specs=specs)
+    cells = store.query("select d, n, n_planned, n_missing, eligible from success order by d")[1]
+    assert cells == [(10, 2, 3, 1, False), (20, 3, 3, 0, True)]
+    assert store.query("select d_star, n_seeds, complete, incomplete_dims from leaderboard")[1] == [(20, 3, False, 1)]
 
 
 def test_leaderboard_ranks_methods_within_a_task(db, fake_result):
@@ -77,7 +115,21 @@ def test_leaderboard_ranks_methods_within_a_task(db, fake_result):
         ids.append(r.trial_id)
     store.register_suite("s", "", {}, "t", ids, "train_acc", [0.5], 0.1, True)
     got = store.query("select method, d_star, rank from leaderboard order by rank, method")[1]
-    assert got == [("a", 10, 1), ("b", 20, 2), ("c", None, 3)]
+    assert got == [("a", 10, 1), ("b", 20, 2), ("c", None, None)]  # a NULL d* is not ranked
+
+
+def test_a_null_d_star_is_never_ranked_first(db, fake_result):
+    """Alone in its task, or only next to other NULLs, a NULL d* still gets no rank."""
+    store = Store(db)
+    ids = []
+    for m in ("x", "y"):
+        for d in (10, 20):
+            r = fake_result(d, 0, 0.1, method=m)
+            store.write_result(r, "s")
+            ids.append(r.trial_id)
+    store.register_suite("s", "", {}, "t", ids, "train_acc", [0.5], 0.1, True)
+    assert store.query("select method, d_star, rank from leaderboard order by method")[1] == [
+        ("x", None, None), ("y", None, None)]
 
 
 def test_queries_are_read_only_and_data_survive(db, fill):
@@ -154,6 +206,7 @@ def test_a_store_of_schema_4_gets_todays_views_and_its_full_baselines_marked(db,
     store.register_suite("s", "", {}, "t", [r.trial_id for r in rows], "train_acc", [0.5], 0.1, True)
     # the membership was written without baselines; emulate the old store by migrating from 4 again
     with duckdb.connect(str(db)) as raw:
+        migrations.drop_views(raw)
         raw.execute("ALTER TABLE suite_trials DROP COLUMN baseline")
         raw.execute("ALTER TABLE trials DROP COLUMN traceback")
         raw.execute("DROP TABLE claims")
@@ -161,13 +214,27 @@ def test_a_store_of_schema_4_gets_todays_views_and_its_full_baselines_marked(db,
         raw.execute("ALTER TABLE trials DROP COLUMN model_label")
         raw.execute("ALTER TABLE trials DROP COLUMN dataset_label")
         raw.execute("DROP TABLE runs")
+        for col in ("model", "dataset", "method", "d", "seed", "nested"):  # what 11 added
+            raw.execute(f"ALTER TABLE suite_trials DROP COLUMN {col}")
+        for col in ("seeds", "min_seeds"):
+            raw.execute(f"ALTER TABLE suite_statistics DROP COLUMN {col}")
+        for col in ("n_seeds", "complete"):
+            raw.execute(f"ALTER TABLE searches DROP COLUMN {col}")
+        raw.execute("DROP TABLE binomial_intervals")
+        raw.execute("DROP TABLE d_star_intervals")
+        raw.execute("DROP TABLE angular_dimension")                                       # what 12 added
+        for col in ("model_params", "dataset_params", "params", "w2", "w2_lo", "w2_hi", "w2_sd", "status", "reason"):
+            raw.execute(f"ALTER TABLE predictions DROP COLUMN {col}")
         raw.execute("DELETE FROM schema_migrations WHERE version >= 5")
         raw.execute("CREATE VIEW leaderboard_base AS SELECT 1 AS x")  # what schema 3 left behind
     fresh = Store(db)
     assert fresh.migrate() == len(migrations.MIGRATIONS)
     assert fresh.query("select d_int90, baseline from leaderboard where method = 'sub'")[1] == [(20, 1.0)]
+    # migration 11 filled each member's model, d and seed from its stored trial
+    assert fresh.query("select count(*) from suite_trials where d is null or seed is null or model is null")[1] == [(0,)]
     views = {r[0] for r in fresh.query("select view_name from duckdb_views() where not internal")[1]}
-    assert views == {"trial_values", "success", "leaderboard"}
+    assert views == {"members", "trial_values", "success", "first_success", "first_success_evidence", "leaderboard",
+                     "angular_dimension_vs_theory"}
 
 
 def test_a_store_of_schema_5_gets_labels_and_its_yardstick_marked(db, synthetic_result):
@@ -183,6 +250,18 @@ def test_a_store_of_schema_5_gets_labels_and_its_yardstick_marked(db, synthetic_
         store.write_result(r, "s")
     store.register_suite("s", "", {}, "t", [r.trial_id for r in rows], "train_acc", [0.5], 0.1, True)
     with duckdb.connect(str(db)) as raw:  # back to schema 5
+        migrations.drop_views(raw)
+        for col in ("model", "dataset", "method", "d", "seed", "nested"):  # what 11 added
+            raw.execute(f"ALTER TABLE suite_trials DROP COLUMN {col}")
+        for col in ("seeds", "min_seeds"):
+            raw.execute(f"ALTER TABLE suite_statistics DROP COLUMN {col}")
+        for col in ("n_seeds", "complete"):
+            raw.execute(f"ALTER TABLE searches DROP COLUMN {col}")
+        raw.execute("DROP TABLE binomial_intervals")
+        raw.execute("DROP TABLE d_star_intervals")
+        raw.execute("DROP TABLE angular_dimension")                                       # what 12 added
+        for col in ("model_params", "dataset_params", "params", "w2", "w2_lo", "w2_hi", "w2_sd", "status", "reason"):
+            raw.execute(f"ALTER TABLE predictions DROP COLUMN {col}")
         raw.execute("ALTER TABLE suite_trials DROP COLUMN yardstick")
         raw.execute("ALTER TABLE trials DROP COLUMN model_label")
         raw.execute("ALTER TABLE trials DROP COLUMN dataset_label")

@@ -412,8 +412,8 @@ def test_two_drivers_on_one_store_train_every_trial_once(tmp_path, stacked):
 @pytest.mark.slow
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="uses SIGSEGV")
 def test_dask_a_crashing_trial_fails_alone(tmp_path, faults, one_thread, invoke):
-    """One worker, so every other group runs on the worker that the faulty trial kills (and that
-    its nanny restarts): only the faulty trial fails, at its first crash, said like the pool says it."""
+    """One worker, so every other group runs on the worker that the faulty trial kills each time
+    it is retried (its nanny restarts it): only the faulty trial fails, said like the pool says it."""
     plugin, state, config = faults
     config.write_text(config.read_text().replace("[2, 8, 32, 64]", "[8, 64]"))
     (state / "segv-always-8-1").touch()

@@ -64,7 +64,9 @@ def test_failed_and_diverged_trials_are_recorded_and_the_run_goes_on(tiny_config
     assert "non-finite" in rows[-1]["error"]
     # diverged trials count as unsuccessful seeds; failed ones are not evidence
     n = dict(s.query("select d, n from success where method = 'flaky' and epsilon = 0.12").rows)
-    assert n == {64: 2}
+    assert n == {2: 0, 64: 2}                            # d = 2: planned, but no usable seed
+    eligible = dict(s.query("select d, eligible from success where method = 'flaky' and epsilon = 0.12").rows)
+    assert eligible == {2: False, 64: True}
     [again] = s.run(["tiny"], executor="local")
     assert again.ran == 0
     [retry] = s.run(["tiny"], retry_failed=True, executor="local")
@@ -97,3 +99,47 @@ def test_mnist1d_is_generated_once_and_cached(tmp_path, monkeypatch):
     b = ds.load(p)
     assert torch.equal(a.x_train, b.x_train) and a.x_train.shape == (160, 40) and a.x_test.shape == (40, 40)
     assert set(a.y_train.tolist()) <= set(range(10))
+
+
+class _Chosen(Method):
+    """A method whose `train` returns chosen outcomes: at d = 64 seed 0 'diverges' after an evaluation
+    that was far above every ε (as a trial caught by the every-25-steps check keeps it)."""
+
+    name = "chosen"
+    description = "returns chosen outcomes"
+
+    def train(self, ctx):
+        from dofbench.engine.reparam import TrainOutcome
+
+        diverged = ctx.d == 64 and ctx.spec.seed == 0
+        acc = 0.99 if ctx.d == 64 else 0.05
+        metrics = {"train_acc": acc, "best_train_acc": acc, "train_loss": 0.1, "best_train_loss": 0.1}
+        return TrainOutcome("diverged" if diverged else "ok", metrics, [(0, "train", "acc", acc)], 10, ctx.d,
+                            error="non-finite training loss at step 25" if diverged else None)
+
+
+class _ChosenPlugin:
+    @hookimpl
+    def dofbench_methods(self):
+        return [_Chosen()]
+
+
+def test_a_diverged_trial_with_high_stored_accuracy_is_a_failure_for_grid_and_adaptive(tiny_config, db):
+    """One definition of success: the grid's views and the adaptive search both count the diverged
+    seed as a failure (before, the views made it a success and the search a failure)."""
+    text = tiny_config.read_text().replace('{ name = "random-subspace" }', '{ name = "chosen" }')
+    tiny_config.write_text(text + text.replace("[suites.tiny", "[suites.tinyad").replace(
+        "[suites.tinyad.threshold]", 'search = { strategy = "adaptive" }\n[suites.tinyad.threshold]'))
+    s = Session(db, config=tiny_config, use_env=False)
+    s.host.register(_ChosenPlugin(), name="chosen-plugin")
+    [grid] = s.run(["tiny"], executor="local")
+    assert grid.diverged == 1
+    stored = s.query("select best_train_acc, status from trials where d = 64 and seed = 0").records()[0]
+    assert stored == {"best_train_acc": 0.99, "status": "diverged"}   # its metrics say where it stopped
+    cell = s.query("select n, successes from success where suite = 'tiny' and d = 64 and epsilon = 0.12").records()
+    assert cell == [{"n": 2, "successes": 1}]
+    lb = s.query("select d_star from leaderboard where suite = 'tiny' and epsilon = 0.12").records()
+    assert lb == [{"d_star": None}]                                   # 1 of 2 < 1 − δ
+    s.run(["tinyad"], executor="local")
+    ad = s.query("select d_star, estimator from leaderboard where suite = 'tinyad' and epsilon = 0.12").records()
+    assert ad == [{"d_star": None, "estimator": "adaptive"}]
