@@ -56,7 +56,7 @@ class Case:
 
 
 def cases(n: int, quick: bool) -> list[Case]:
-    conv_before = ({"layout": "nchw"}, {"eval_batch_size": 4096})
+    conv_before = ({"layout": "contiguous"}, {"eval_batch_size": 4096})
     return [
         Case("conv", f"Conv-2 / Fashion-MNIST ({n:,} train, {n // 3:,} test)", "conv",
              {"name": "conv", "params": {"channels": [16, 32]}},
