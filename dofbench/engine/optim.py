@@ -24,6 +24,15 @@ class PaperAdam(torch.optim.Optimizer):
     @torch.no_grad()
     def step(self, closure=None):
         loss = closure() if closure is not None else None
+        self.update()
+        return loss
+
+    @torch.no_grad()
+    def update(self) -> None:
+        """The step itself, without what ``torch.optim.Optimizer`` wraps around every ``step``
+        call (a profiler range and the step hooks, about 0.1 ms a call on a laptop's core —
+        several % of a small subspace step): the training loop, which registers no hooks,
+        calls this."""
         for group in self.param_groups:
             b1, b2 = group["betas"]
             for p in group["params"]:
@@ -38,7 +47,6 @@ class PaperAdam(torch.optim.Optimizer):
                 v.mul_(b2).addcmul_(p.grad, p.grad, value=1 - b2)
                 denom = (v / (1 - b2)).sqrt_().add_(group["eps"])
                 p.addcdiv_(m, denom, value=-group["lr"] / (1 - b1))
-        return loss
 
 
 def make_optimizer(name: str, params: Iterable[torch.Tensor], lr: float, *,
