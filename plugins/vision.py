@@ -47,7 +47,7 @@ def layout_field() -> Any:
     return Field(
         "auto", description="Memory layout of the image inputs: 'auto' = channels-last strides on the "
         "CPU (oneDNN's convolutions and pooling run 1.2–1.6× faster on them there: Conv-2, Conv-3, "
-        "LeNet-5, ResNet-20, measured with `python -m perf anchor`), as the dataset delivers them "
+        "LeNet-5, ResNet-20, measured with `python -m benchmarks anchor`), as the dataset delivers them "
         "elsewhere; 'contiguous' = as delivered (N, C, H, W); 'channels-last' = on every device. "
         "The same values: only the order of float sums depends on it, so it is not part of the "
         "trial id.", json_schema_extra={"identity": False})

@@ -54,7 +54,7 @@ DENSE_BATCH_BYTES = 8 * 1024**2
 """On CPU, trials with a dense projection are stacked only while their D×d matrix is at most this
 big. A step streams every seed's matrix twice (A φ and Aᵀ g), which seeds trained together cannot
 share; beyond a few MiB per seed that traffic dominates the step and stacking no longer pays much
-(measured with ``python -m perf subspace``, table 3, MNIST-1D MLP at K = 8: 1.5–1.6× at 3.9 MB per
+(measured with ``python -m benchmarks subspace``, table 3, MNIST-1D MLP at K = 8: 1.5–1.6× at 3.9 MB per
 seed, 1.0–1.3× at 15.6 MB, where a trial alone keeps its matrix in cache), so such trials run one
 at a time and spread over the workers instead."""
 
