@@ -117,8 +117,8 @@ class FlatNet:
         for op, arg in self._stack_plan:
             if op in ("linear", "linear_relu"):
                 h = F.linear(h, params[f"{arg}weight"], params.get(f"{arg}bias"))
-                if op == "linear_relu":
-                    h = F.relu(h)
+                if op == "linear_relu":  # in place, as in stacked_forward: one activation-sized pass fewer
+                    h = h.relu_()
             elif op == "flatten":
                 h = h.flatten(*arg)
             else:
