@@ -20,7 +20,12 @@ Nothing is asserted; numbers depend on the machine and its load. Environment:
 DOFBENCH_BENCH_THREADS (torch threads, default 1: one per worker, as the executors run),
 DOFBENCH_BENCH_ROUNDS (default 5), DOFBENCH_BENCH_QUICK=1 (a smoke run: small subsets, 2 rounds),
 DOFBENCH_BENCH_N (Fashion-MNIST training examples, default 6000; the test set keeps a third as
-many), DOFBENCH_BENCH_ONLY=conv|mlp (one case).
+many), DOFBENCH_BENCH_ONLY=conv|mlp (one case), DOFBENCH_BENCH_DEVICE (default cpu; e.g. cuda:
+both trials on that device, the mm rate measured there, each timing synchronised).
+
+Wall-clock ratios are what the targets are about; on a loaded machine (load average above the
+core count) they are noisy, so on the CPU the ratio of CPU time (``time.process_time``) is printed
+too, which time spent waiting for a core does not inflate.
 """
 
 from __future__ import annotations
@@ -69,15 +74,22 @@ def cases(n: int, quick: bool) -> list[Case]:
     ]
 
 
-def matmul_rate(threads: int) -> float:
-    """GFLOP/s of a 1024³ float32 product on this machine, the best of 10."""
-    a, b = torch.randn(1024, 1024), torch.randn(1024, 1024)
+def sync(device: str) -> None:
+    if device.startswith("cuda"):
+        torch.cuda.synchronize()
+
+
+def matmul_rate(threads: int, device: str = "cpu") -> float:
+    """GFLOP/s of a 1024³ float32 product on this machine (``device``), the best of 10."""
+    a, b = torch.randn(1024, 1024, device=device), torch.randn(1024, 1024, device=device)
     for _ in range(3):
         a @ b
     best = float("inf")
     for _ in range(10):
+        sync(device)
         t = time.perf_counter()
         a @ b
+        sync(device)
         best = min(best, time.perf_counter() - t)
     return 2 * 1024**3 / best / 1e9
 
@@ -91,7 +103,7 @@ def trial_flops(case: Case, data, batch: int) -> float:
     theta0 = plain_loop.lecun_init(shapes, torch.Generator().manual_seed(0))
     at = torch.randn(case.d, theta0.numel())
     phi = torch.zeros(case.d, requires_grad=True)
-    x, y = data.x_train[:batch], data.y_train[:batch]
+    x, y = data.x_train[:batch].cpu(), data.y_train[:batch].cpu()
     with FlopCounterMode(display=False) as fc:
         torch.nn.functional.cross_entropy(forward(plain_loop.unflatten(theta0 + phi @ at, shapes), x), y).backward()
     step = fc.get_total_flops()
@@ -115,14 +127,18 @@ def main() -> None:
     rounds = int(os.environ.get("DOFBENCH_BENCH_ROUNDS", "2" if quick else "5"))
     n = int(os.environ.get("DOFBENCH_BENCH_N", "1500" if quick else "6000"))
     only = os.environ.get("DOFBENCH_BENCH_ONLY", "")
-    rate = matmul_rate(threads)
+    device = os.environ.get("DOFBENCH_BENCH_DEVICE", "cpu")
+    cpu = device == "cpu"
+    rate = matmul_rate(threads, device)
     load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
-    print(f"torch {torch.__version__}, {threads} thread(s), load average {load:.2f} at the start; "
-          f"this machine's 1024³ float32 mm: {rate:.1f} GFLOP/s; medians of {rounds} interleaved round(s)")
-    print("\n| case | trial | median s | ÷ plain | ÷ plain, channels-last | GFLOP/s | of the mm rate |")
-    print("|---|---|---|---|---|---|---|")
+    where = "" if cpu else f" on {device} ({torch.cuda.get_device_name() if device.startswith('cuda') else device})"
+    print(f"torch {torch.__version__}, {threads} thread(s){where}, load average {load:.2f} on {os.cpu_count()} "
+          f"core(s) at the start; this machine's 1024³ float32 mm: {rate:.1f} GFLOP/s; medians of {rounds} "
+          f"interleaved round(s)")
+    print("\n| case | trial | median s | ÷ plain | ÷ plain, channels-last | ÷ plain, CPU time | GFLOP/s | of the mm rate |")
+    print("|---|---|---|---|---|---|---|---|")
     with tempfile.TemporaryDirectory() as cache:
-        worker = Worker(Runtime(device="cpu", cache_dir=cache, threads=threads), Host(use_env=False))
+        worker = Worker(Runtime(device=device, cache_dir=cache, threads=threads), Host(use_env=False))
         for case in cases(n, quick):
             if only and case.key != only:
                 continue
@@ -133,7 +149,7 @@ def main() -> None:
                     specs[label] = trial_spec(worker.host, model, case.dataset, "random-subspace", d=case.d,
                                               seed=0, train={"epochs": case.epochs, "batch_size": 128, **train})
                 except Exception as exc:  # a setting this version does not have
-                    print(f"| {case.label} | {label} | not available: {' '.join(str(exc).split())[:60]} | | | | |")
+                    print(f"| {case.label} | {label} | not available: {' '.join(str(exc).split())[:60]} | | | | | |")
             data = worker.data(next(iter(specs.values())))
             args = (data.x_train, data.y_train, data.x_test, data.y_test)
             plain = {
@@ -153,20 +169,26 @@ def main() -> None:
             for fn in runs.values():  # warm up: first-call costs (allocations, kernels) out of the timing
                 fn()
             times: dict[str, list[float]] = {k: [] for k in runs}
+            cpu_times: dict[str, list[float]] = {k: [] for k in runs}
             for r in range(rounds):
                 order = list(runs) if r % 2 == 0 else list(runs)[::-1]
                 for k in order:
-                    t = time.perf_counter()
+                    sync(device)
+                    t, c = time.perf_counter(), time.process_time()
                     runs[k]()
+                    sync(device)
                     times[k].append(time.perf_counter() - t)
+                    cpu_times[k].append(time.process_time() - c)
             flops = trial_flops(case, data, 128)
             med = {k: statistics.median(v) for k, v in times.items()}
             for k in runs:
                 cl = (f"{statistics.median([a / b for a, b in zip(times[k], times['plain, channels-last'])]):.3f}"
                       if "plain, channels-last" in times else "–")
                 ratio = statistics.median([a / b for a, b in zip(times[k], times["plain"])])
+                cpu_ratio = (f"{statistics.median([a / b for a, b in zip(cpu_times[k], cpu_times['plain'])]):.3f}"
+                             if cpu else "–")
                 gflops = flops / med[k] / 1e9
-                print(f"| {case.label} | {k} | {med[k]:.2f} | {ratio:.3f} | {cl} | {gflops:.1f} | "
+                print(f"| {case.label} | {k} | {med[k]:.2f} | {ratio:.3f} | {cl} | {cpu_ratio} | {gflops:.1f} | "
                       f"{gflops / rate:.0%} |", flush=True)
     load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
     print(f"\n(ratios: medians of the per-round ratios; load average {load:.2f} at the end)")

@@ -115,12 +115,14 @@ def run_trial(model: str, x_train: torch.Tensor, y_train: torch.Tensor, x_test: 
         forward = mlp_forward
     if channels_last_inputs and x_train.dim() == 4:
         x_train, x_test = channels_last(x_train), channels_last(x_test)
+    dev = x_train.device  # the draws come from a CPU generator, then move to the data's device
     t_start = time.perf_counter()
-    theta0 = lecun_init(shapes, g) if theta0 is None else theta0
+    theta0 = (lecun_init(shapes, g) if theta0 is None else theta0).to(dev)
     D = theta0.numel()
     if at is None:  # the paper's A: N(0, 1) entries, unit-norm columns; kept as Aᵀ (d × D)
         at = torch.randn(D, d, generator=g).t().contiguous()
         at /= at.norm(dim=1, keepdim=True)
+    at = at.to(dev)
     n = len(y_train)
     steps_per_epoch = math.ceil(n / batch_size)
     total = steps_per_epoch * epochs
@@ -129,8 +131,8 @@ def run_trial(model: str, x_train: torch.Tensor, y_train: torch.Tensor, x_test: 
         while len(orders) < total:
             perm = torch.randperm(n, generator=g)
             orders.extend(perm[i:i + batch_size] for i in range(0, n, batch_size))
-    phi = torch.zeros(d, requires_grad=True)
-    m, v = torch.zeros(d), torch.zeros(d)
+    phi = torch.zeros(d, device=dev, requires_grad=True)
+    m, v = torch.zeros(d, device=dev), torch.zeros(d, device=dev)
     b1, b2 = betas
     history: list[tuple[int, dict[str, float]]] = []
     eval_s = 0.0
@@ -147,7 +149,7 @@ def run_trial(model: str, x_train: torch.Tensor, y_train: torch.Tensor, x_test: 
 
     record(0)
     for step in range(1, total + 1):
-        idx = orders[step - 1]
+        idx = orders[step - 1].to(dev)
         xb, yb = x_train[idx], y_train[idx]
         theta = theta0 + phi @ at
         loss = F.cross_entropy(forward(unflatten(theta, shapes), xb), yb)
