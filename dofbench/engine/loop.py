@@ -24,6 +24,7 @@ loop with θ itself as φ, momentum SGD, no evaluations and an optional L2 term.
 from __future__ import annotations
 
 import math
+import os
 from typing import Callable
 
 import torch
@@ -64,6 +65,20 @@ def dense_group_limit(D: int, d: int, device: str) -> int:
     ('cpu' or 'cuda'): :data:`MAX_GROUP` while the matrix is at most :data:`DENSE_BATCH_BYTES`
     or on a GPU, else 1 (one at a time)."""
     return MAX_GROUP if device != "cpu" or dense_bytes(D, d) <= DENSE_BATCH_BYTES else 1
+
+
+STACK_SEEDS_ENV = "DOFBENCH_STACK_SEEDS"
+"""Set to 1, trials that differ only in seed are stacked whatever the model says about it
+(``Model.batchable`` answers for the CPU, where stacked convolutions do not pay; on a GPU they
+may): the method still decides, and a model with buffers (BatchNorm) is still trained one trial
+at a time. Read by the grouping of a run and by every worker, so it reaches process and local Dask
+workers through their environment. Training in a stack does not change a trial's results beyond
+float tolerance (module docstring)."""
+
+
+def stack_seeds_forced() -> bool:
+    """Whether :data:`STACK_SEEDS_ENV` asks to stack seeds of every model."""
+    return os.environ.get(STACK_SEEDS_ENV, "").strip().lower() in ("1", "true", "yes")
 
 
 class NotBatchable(ValueError):

@@ -18,7 +18,7 @@ from dofbench.config.schemas import TrialSpec
 from dofbench.engine.artifacts import ArtifactCache
 from dofbench.engine.data import DataBundle
 from dofbench.engine.flat import FlatNet
-from dofbench.engine.loop import NotBatchable, check_batchable, train_trials
+from dofbench.engine.loop import NotBatchable, check_batchable, stack_seeds_forced, train_trials
 from dofbench.engine.reparam import MethodContext
 from dofbench.engine.result import TrialResult, now
 from dofbench.errors import DivergedError, DofbenchError
@@ -146,7 +146,7 @@ class Worker:
             method = self.host.get("method", spec.method.name)
             model = self.host.get("model", spec.model.name)
             return bool(method.batchable(method.parse_params(spec.method.params))
-                        and model.batchable(model.parse_params(spec.model.params)))
+                        and (stack_seeds_forced() or model.batchable(model.parse_params(spec.model.params))))
         except Exception:
             return False
 
