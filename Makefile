@@ -36,7 +36,7 @@ test-slow: $(STAMP)
 	$(PYTEST) -m slow; rc=$$?; [ $$rc -ne 5 ] || { echo "no test collected" >&2; exit 1; }; exit $$rc
 
 bench: $(STAMP)
-	$(BIN)/python -m benchmarks
+	$(BIN)/python -m perf
 
 # Fashion-MNIST (60k/10k) offline on Debian/Ubuntu: installs /usr/share/datasets/fashion-mnist/.
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)

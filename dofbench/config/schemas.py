@@ -71,7 +71,7 @@ class TrainConfig(Strict):
     eval_batch_size: PositiveInt | None = Field(None, description=(
         "Rows per chunk of the full-set evaluations (across the seeds of a stack). None: on the CPU, "
         "as many rows as keep a chunk's largest activation within 8 MiB (at most 4096; measured "
-        "with `python -m benchmarks anchor`: Conv-2 evaluates 2× faster in chunks of 128 rows than of "
+        "with `python -m perf anchor`: Conv-2 evaluates 2× faster in chunks of 128 rows than of "
         "4096), elsewhere 4096. Only float summation order depends on it: 4096 and None hash alike."))
 
 

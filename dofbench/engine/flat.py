@@ -39,7 +39,7 @@ INPUT_LAYOUTS = ("channels_last",)
 
 EVAL_CHUNK_BYTES = 8 * 1024**2
 """On the CPU an evaluation chunk holds as many rows as keep its largest activation within this
-many bytes (:meth:`FlatNet.eval_rows`). Measured with ``python -m benchmarks anchor`` on a 2-core AMD
+many bytes (:meth:`FlatNet.eval_rows`). Measured with ``python -m perf anchor`` on a 2-core AMD
 EPYC (1 MiB L2 per core, 32 MiB L3), one thread, µs per row: Conv-2 on 28×28 (50 KB per row in
 its first activation) 47 at 128 rows, 52 at 256, 104 at 512, 125 at 1024; Conv-3 172 at 64–128,
 279 at 256; ResNet-20 1330 at 64–128, 1476 at 256, 2212 at 512; LeNet-5 flat from 128 on; the
@@ -55,7 +55,7 @@ class FlatNet:
     """``input_layout = "channels_last"`` gives 4-D inputs (N, C, H, W) channels-last strides
     before the module sees them (the same values; on the CPU oneDNN's convolutions and pooling
     run 1.2–1.6× faster on them: Conv-2, Conv-3, LeNet-5, ResNet-20 measured with
-    ``python -m benchmarks anchor``); a model asks for it through ``Model.input_layout``. Stacked
+    ``python -m perf anchor``); a model asks for it through ``Model.input_layout``. Stacked
     forwards (:meth:`stacked_forward`) take their inputs as they come."""
 
     def __init__(self, module: nn.Module, *, input_layout: str | None = None):

@@ -9,7 +9,7 @@ projections in one call (:meth:`Projection.apply_stacked`), and they are evaluat
 single trial (K = 1) takes the step a plain PyTorch loop takes: its minibatch, θ = g(φ), the
 network on its own θ, one backward, the optimizer's update — no stacking, no per-call hooks of
 ``torch.optim`` (``PaperAdam.update``); the same numbers as a stack of one, bit for bit. (The MNIST-1D MLP's
-trial went from 1.19× the plain loop's CPU time to ≈ 1.02×: ``python -m benchmarks anchor``.)
+trial went from 1.19× the plain loop's CPU time to ≈ 1.02×: ``python -m perf anchor``.)
 
 Seeds are independent: the summed loss of the stack has per-seed gradients, every optimizer here
 is elementwise, and a seed that diverges is recorded as diverged at that step while the others go
@@ -55,7 +55,7 @@ DENSE_BATCH_BYTES = 8 * 1024**2
 """On CPU, trials with a dense projection are stacked only while their D×d matrix is at most this
 big. A step streams every seed's matrix twice (A φ and Aᵀ g), which seeds trained together cannot
 share; beyond a few MiB per seed that traffic dominates the step and stacking no longer pays much
-(measured with ``python -m benchmarks subspace``, table 3, MNIST-1D MLP at K = 8: 1.5–1.6× at 3.9 MB per
+(measured with ``python -m perf subspace``, table 3, MNIST-1D MLP at K = 8: 1.5–1.6× at 3.9 MB per
 seed, 1.0–1.3× at 15.6 MB, where a trial alone keeps its matrix in cache), so such trials run one
 at a time and spread over the workers instead."""
 

@@ -79,7 +79,7 @@ def trial_spec(host, model: str | dict, dataset: str | dict, method: str | dict,
                train: TrainConfig | dict | None = None) -> TrialSpec:
     """One trial's spec, resolved through the registry exactly as a suite resolves its trials
     (params completed with their defaults, the identity of the non-default ones): for single
-    trials in tests, notebooks and the speed benchmarks (benchmarks/). Components are given by name or {name, params}."""
+    trials in tests, notebooks and the speed benchmarks (perf/). Components are given by name or {name, params}."""
     parts = {}
     for kind, raw in (("model", model), ("dataset", dataset), ("method", method)):
         ref = ComponentRef.model_validate(raw)

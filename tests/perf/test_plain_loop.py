@@ -1,4 +1,4 @@
-"""The plain-loop anchor of ``python -m benchmarks anchor`` (benchmarks/plain_loop.py, no dofbench inside) is the
+"""The plain-loop anchor of ``python -m perf anchor`` (perf/plain_loop.py, no dofbench inside) is the
 same trial as dofbench's: given dofbench's θ0, projection and batch order, it reproduces the
 trial's metrics, for the MLP and for a conv net — so the benchmark's ratio compares like with like."""
 
@@ -12,7 +12,7 @@ import torch
 
 @pytest.fixture(scope="module")
 def plain_loop(repo_root):
-    spec = importlib.util.spec_from_file_location("plain_loop", repo_root / "benchmarks" / "plain_loop.py")
+    spec = importlib.util.spec_from_file_location("plain_loop", repo_root / "perf" / "plain_loop.py")
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
@@ -21,10 +21,10 @@ def plain_loop(repo_root):
 def test_the_plain_loop_imports_no_dofbench(repo_root):
     import ast
 
-    tree = ast.parse((repo_root / "benchmarks" / "plain_loop.py").read_text())
+    tree = ast.parse((repo_root / "perf" / "plain_loop.py").read_text())
     names = [a.name for n in ast.walk(tree) if isinstance(n, ast.Import) for a in n.names]
     names += [n.module for n in ast.walk(tree) if isinstance(n, ast.ImportFrom) and n.module]
-    assert names and not [m for m in names if m.startswith("dofbench") or m.startswith("benchmarks")]
+    assert names and not [m for m in names if m.startswith("dofbench") or m.startswith("perf")]
 
 
 @pytest.mark.parametrize("case", ["mlp", "conv"])

@@ -1,18 +1,18 @@
-"""``python -m benchmarks [NAME ...]``: the anchor by default, the named benchmarks, or ``all``."""
+"""``python -m perf [NAME ...]``: the anchor by default, the named benchmarks, or ``all``."""
 
 import importlib
 import pkgutil
 import sys
 
-import benchmarks
+import perf
 
 DEFAULT = "anchor"
 
 
 def main(argv: list[str]) -> int:
-    names = sorted(m.name for m in pkgutil.iter_modules(benchmarks.__path__) if m.name.startswith("bench_"))
+    names = sorted(m.name for m in pkgutil.iter_modules(perf.__path__) if m.name.startswith("bench_"))
     if any(a in ("-h", "--help") for a in argv):
-        print(f"usage: python -m benchmarks [NAME ...]   (default: {DEFAULT}; 'all': every one)\n"
+        print(f"usage: python -m perf [NAME ...]   (default: {DEFAULT}; 'all': every one)\n"
               f"benchmarks: {', '.join(n.removeprefix('bench_') for n in names)}")
         return 0
     if argv == ["all"]:
@@ -26,7 +26,7 @@ def main(argv: list[str]) -> int:
         return 2
     for name in wanted:
         print(f"== {name.removeprefix('bench_')}", flush=True)
-        importlib.import_module(f"benchmarks.{name}").main()
+        importlib.import_module(f"perf.{name}").main()
     return 0
 
 

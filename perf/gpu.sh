@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The GPU path, in a few minutes (issue 17, item 5): run from a checkout, on a machine with CUDA.
 #
-#   bash benchmarks/gpu.sh            # everything goes to $OUT (if set) or a fresh temp folder
+#   bash perf/gpu.sh            # everything goes to $OUT (if set) or a fresh temp folder
 #
 # (a) torch sees CUDA (prints the device); without CUDA it says so and exits 3, running nothing;
 # (b) every method on a tiny suite (MLP on MNIST-1D, 2 dims, 1 seed) with --device cuda, each in
@@ -151,7 +151,7 @@ fi
 # (d) ------------------------------------------------------------------------ anchor on CUDA
 only=$([ -n "$FMNIST" ] && echo "" || echo mlp)
 say "(d) the anchor on $DEVICE (quick${only:+, MLP only: no Fashion-MNIST})"
-if step "anchor" env DOFBENCH_BENCH_DEVICE="$DEVICE" DOFBENCH_BENCH_QUICK=1 DOFBENCH_BENCH_ONLY="$only" "$PY" -m benchmarks anchor; then
+if step "anchor" env DOFBENCH_BENCH_DEVICE="$DEVICE" DOFBENCH_BENCH_QUICK=1 DOFBENCH_BENCH_ONLY="$only" "$PY" -m perf anchor; then
   sed -n '/^== anchor/,$p' "$LOG" | grep -E '^(\||torch|\(ratios)' | tee "$OUT/anchor.md"
 fi
 

@@ -1,4 +1,4 @@
-"""``python -m benchmarks``: the anchor by default, the others by name, a bad name refused."""
+"""``python -m perf``: the anchor by default, the others by name, a bad name refused."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import sys
 
 
 def _run(repo_root, *args):
-    return subprocess.run([sys.executable, "-m", "benchmarks", *args], cwd=repo_root, capture_output=True,
+    return subprocess.run([sys.executable, "-m", "perf", *args], cwd=repo_root, capture_output=True,
                           text=True, timeout=120)
 
 

@@ -1,4 +1,4 @@
-"""Subspace training at scale, measured side by side in one process (`python -m benchmarks subspace`).
+"""Subspace training at scale, measured side by side in one process (`python -m perf subspace`).
 
 1. step time of subspace training ÷ a full-parameter step, per projection and d, on Conv-2
    (28×28×1), ResNet-20 (32×32×3) and the MNIST-1D MLP — random inputs of the right shape, one

@@ -1,6 +1,6 @@
-"""dofbench's trial ÷ the trial a researcher writes by hand (`python -m benchmarks anchor`).
+"""dofbench's trial ÷ the trial a researcher writes by hand (`python -m perf anchor`).
 
-The plain loop is ``benchmarks/plain_loop.py`` (plain PyTorch, no dofbench): the same network, θ = θ0 +
+The plain loop is ``perf/plain_loop.py`` (plain PyTorch, no dofbench): the same network, θ = θ0 +
 Aφ with the same dense projection, the paper's Adam and the same evaluations on the full train and
 test sets. Both run the same spec on the same tensors in one process, interleaved round by round
 (the order alternating), and the medians are compared, for
@@ -44,7 +44,7 @@ from dofbench.config.runtime import Runtime
 from dofbench.engine.worker import Worker
 from dofbench.run.host import Host
 from dofbench.run.resolve import trial_spec
-from benchmarks import plain_loop
+from perf import plain_loop
 
 
 @dataclass

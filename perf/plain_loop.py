@@ -1,5 +1,5 @@
 """The trial a researcher would write by hand in plain PyTorch: the anchor that
-``python -m benchmarks anchor`` times dofbench's trial against.
+``python -m perf anchor`` times dofbench's trial against.
 
 Nothing here imports dofbench. One random-affine-subspace trial, as the paper's released code runs
 it: a network (Conv-2 or an MLP) written as a function of one flat θ, θ = θ0 + Aφ with the paper's
