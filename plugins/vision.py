@@ -17,7 +17,7 @@ from pydantic import Field
 from torch import nn
 
 from dofbench.plugin import DatasetInfo, DofbenchError, Model, Params, hookimpl
-from dofbench_plugins.models import MLP, MLPParams, init_lecun_
+from dofbench_plugins.models import LECUN_HELP, MLP, PAPER_CODE_INIT, MLPParams, init_lecun_
 
 Width = Annotated[int, Field(gt=0)]
 
@@ -62,10 +62,18 @@ def input_layout(layout: str, device: str, auto_on_cpu: bool = True) -> str | No
     return "channels_last" if layout == "channels-last" else None
 
 
-class _LaidOut(Model):
-    """A vision model with a ``layout`` param; ``auto_channels_last``: whether 'auto' means
-    channels-last on the CPU."""
+LecunInit = Literal["lecun-normal", "lecun-truncated-normal"]
 
+
+def init_field():
+    return Field("lecun-normal", description=f"Initialisation of kernels and biases: {LECUN_HELP}.")
+
+
+class _LaidOut(Model):
+    """A vision model with ``layout`` and ``init`` params; ``auto_channels_last``: whether layout
+    'auto' means channels-last on the CPU."""
+
+    presets = PAPER_CODE_INIT
     auto_channels_last = True
 
     def input_layout(self, params, device: str) -> str | None:
@@ -79,6 +87,7 @@ class ConvParams(Params):
         description="Channels of each 3×3 conv (same padding, bias) → ReLU → 2×2 average pool stage; "
         "[16, 32] = Conv-2, [32, 64, 64] = Conv-3 (the paper's SimpleCNN).")
     pool: Literal["avg", "max"] = Field("avg", description="2×2 pooling after each conv (paper: avg).")
+    init: LecunInit = init_field()
     layout: Layout = layout_field(AUTO_CHANNELS_LAST)
 
 
@@ -99,7 +108,7 @@ class ConvNet(_LaidOut):
             layers += [nn.Conv2d(c, out, 3, padding=1), nn.ReLU(), pool(2, 2)]
             c = out
         layers += [nn.Flatten(), nn.Linear(c * hh * ww, info.num_classes)]
-        return init_lecun_(nn.Sequential(*layers))
+        return init_lecun_(nn.Sequential(*layers), params.init)
 
 
 # --------------------------------------------------------------------------------------- LeNet-5
@@ -108,6 +117,7 @@ class LeNetParams(Params):
                                description="Filters of the two 5×5 valid convs (Li et al.: 6, 16).")
     dense: list[Width] = Field([120, 84], description="Hidden dense widths after the convs (Li et al.: 120, 84).")
     pool: Literal["max", "avg"] = Field("max", description="2×2 pooling after each conv (Li et al.: max).")
+    init: LecunInit = init_field()
     layout: Layout = layout_field(AUTO_CHANNELS_LAST)
 
 
@@ -131,7 +141,7 @@ class LeNet5(_LaidOut):
             layers += [nn.Linear(width, hidden), nn.ReLU()]
             width = hidden
         layers.append(nn.Linear(width, info.num_classes))
-        return init_lecun_(nn.Sequential(*layers))
+        return init_lecun_(nn.Sequential(*layers), params.init)
 
 
 # --------------------------------------------------------------------------------------- FC
@@ -156,6 +166,7 @@ class ResNetParams(Params):
     bn_momentum: float = Field(0.1, gt=0, le=1, description="BatchNorm running-average momentum in PyTorch's "
                                "convention (0.1 = Flax's 0.9, as in the paper's code).")
     bn_eps: float = Field(1e-5, gt=0, description="BatchNorm ε (paper's code: 1e-5).")
+    init: LecunInit = init_field()
     layout: Layout = layout_field("as the dataset delivers them (torch 2.14's CPU kernels corrupted "
                                   "the heap on a width-4 ResNet-8 with channels-last inputs in one thread)")
 
@@ -211,7 +222,7 @@ class ResNet20(_LaidOut):
                 layers.append(_Block(cin, cout, 2 if stage > 0 and b == 0 else 1, p))
                 cin = cout
         layers += [nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(cin, info.num_classes)]
-        return init_lecun_(nn.Sequential(*layers))
+        return init_lecun_(nn.Sequential(*layers), params.init)
 
 
 # --------------------------------------------------------------------------------------- timm

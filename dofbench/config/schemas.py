@@ -50,6 +50,11 @@ class ComponentRef(Strict):
 
     name: str = Field(min_length=1, description="Registered component name (see `dofbench list KIND`).")
     params: dict[str, Any] = Field(default_factory=dict, description="Parameters of the component.")
+    preset: str | None = Field(None, min_length=1, description=(
+        "A named group of params the component offers (e.g. 'paper-code': the paper's released code "
+        "where it deviates from the defaults; `dofbench show KIND NAME` lists them), expanded into "
+        "params before validation; params given beside it win. Not part of the trial id: the expanded "
+        "params are."))
 
     @model_validator(mode="before")
     @classmethod

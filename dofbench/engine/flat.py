@@ -265,6 +265,21 @@ def count_params(module: nn.Module) -> int:
     return int(sum(p.numel() for p in module.parameters() if p.requires_grad))
 
 
+TRUNCATED_NORMAL_STD = 0.87962566103423978
+"""Standard deviation of N(0, 1) truncated to [−2, 2]: Flax's ``variance_scaling(...,
+'truncated_normal')`` divides its stddev by it so that the truncated draws keep the variance."""
+
+
+def lecun_truncated_normal_(tensor: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
+    """Flax's ``lecun_normal()`` = ``variance_scaling(1, 'fan_in', 'truncated_normal')``: N(0, 1)
+    truncated to [−2, 2], times sqrt(1/fan_in) / 0.87962566 (variance exactly 1/fan_in)."""
+    fan_in = tensor[0].numel() if tensor.dim() > 1 else tensor.numel()
+    std = 1.0 / math.sqrt(max(fan_in, 1)) / TRUNCATED_NORMAL_STD
+    with torch.no_grad():
+        torch.nn.init.trunc_normal_(tensor, 0.0, 1.0, -2.0, 2.0, generator=generator)
+        return tensor.mul_(std)
+
+
 def lecun_normal_(tensor: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
     """Truncated-free LeCun normal: N(0, 1/fan_in), as JAX/Flax ``lecun_normal`` up to truncation."""
     fan_in = tensor[0].numel() if tensor.dim() > 1 else tensor.numel()

@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import math
 import os
-from typing import Callable
+from typing import Callable, Iterable
 
 import torch
 import torch.nn.functional as F
@@ -270,27 +270,30 @@ def train_full(net: FlatNet, theta: torch.Tensor, data: DataBundle, *, steps: in
                weight_decay: float = 0.0, decay_mask: torch.Tensor | None = None,
                loss_fn: Callable | None = None, snapshot_every: int | None = None,
                lr_schedule: Callable[[int], float] | None = None,
+               snapshot_steps: Iterable[int] | None = None,
                ) -> tuple[torch.Tensor, list[torch.Tensor]]:
     """Full-space heavy-ball momentum SGD from θ for ``steps`` steps (burn-in, pre-training,
     trajectories): :func:`train_stack` with θ itself as φ. Returns θ_steps and, with
-    ``snapshot_every=k``, θ at steps 0, k, 2k, …. L2 ``weight_decay`` applies where ``decay_mask``
+    ``snapshot_every=k``, θ at steps 0, k, 2k, … (or, with ``snapshot_steps``, at step 0 and at
+    each of the given steps). L2 ``weight_decay`` applies where ``decay_mask``
     is 1 (all entries if None). Raises :class:`DivergedError` at the first non-finite loss."""
     loss_fn = loss_fn or data.loss or F.cross_entropy
     rep = Reparam(phi0=theta.detach(), theta=lambda phi: phi, optimizer="sgd", lr=lr,
                   optimizer_kwargs={"momentum": momentum}, lr_schedule=lr_schedule)
-    snaps = [theta.detach().clone()] if snapshot_every else []
+    at = set(snapshot_steps) if snapshot_steps is not None else None
+    snaps = [theta.detach().clone()] if snapshot_every or at is not None else []
 
     def l2(thetas: torch.Tensor) -> torch.Tensor:
         sq = thetas.pow(2) if decay_mask is None else thetas.pow(2) * decay_mask
         return 0.5 * weight_decay * sq.sum(-1)
 
     def on_step(step: int, phi: torch.Tensor) -> None:
-        if step % snapshot_every == 0:
+        if (step in at) if at is not None else step % snapshot_every == 0:
             snaps.append(phi.detach()[0].clone())
 
     (outcome,) = train_stack(net, [rep], data, [batch_order(len(data.y_train), batch_size, steps, generator)],
                              loss_fn=loss_fn, device=theta.device, check_every=1, penalty=l2 if weight_decay else None,
-                             on_step=on_step if snapshot_every else None)
+                             on_step=on_step if snapshot_every or at is not None else None)
     if outcome.status != "ok":
         raise DivergedError(f"full-space training diverged at step {outcome.steps}")
     return outcome.phi, snaps

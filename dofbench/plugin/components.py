@@ -26,6 +26,11 @@ class Component:
     name: str = ""
     description: str = ""
     Params: type[Params] = NoParams
+    presets: ClassVar[dict[str, dict[str, Any]]] = {}
+    """Named groups of params a suite asks for with ``preset = "NAME"`` beside ``params``
+    (e.g. ``"paper-code"``: the paper's released code where it deviates from the defaults). A
+    preset expands into explicit params before validation (params given beside it win), so the
+    trial spec and its id carry the expanded params, never the preset's name."""
 
     def parse_params(self, raw: dict | None) -> Params:
         return self.Params.model_validate(raw or {})
