@@ -119,21 +119,38 @@ def magnitude_mask(values: torch.Tensor, candidates: torch.Tensor, keep: int,
     return mask
 
 
+def code_threshold_mask(values: torch.Tensor, candidates: torch.Tensor, fraction: float) -> torch.Tensor:
+    """The paper's released mask rule: with n candidate entries, k = ceil(fraction·n) (in float64,
+    as the code computes it), t = the k-th largest |value| among the candidates, keep every
+    candidate with |value| ≥ t — ties at t are all kept, so the mask may keep more than k."""
+    mask = torch.zeros_like(candidates)
+    n = int(candidates.sum())
+    k = min(n, math.ceil(fraction * n))
+    if k <= 0:
+        return mask
+    score = values.abs()[candidates]
+    t = torch.topk(score, k).values[-1]
+    return candidates & (values.abs() >= t)
+
+
 def masked_reparam(ctx: MethodContext, mask: torch.Tensor, start: torch.Tensor, p: "ScheduleParams",
-                   info: dict[str, Any]) -> Reparam:
+                   info: dict[str, Any], exact: bool = True) -> Reparam:
     """θ = scatter of φ into zeros at the surviving entries (one index op); φ0 = start[mask];
-    momentum SGD with the paper's step schedule."""
+    momentum SGD with the paper's step schedule. ``exact``: the mask must keep exactly d entries
+    (False for the released code's threshold rule, whose ties may keep more: they count in d_used)."""
     idx = mask.nonzero().squeeze(1).to(ctx.device)
-    if idx.numel() != ctx.d:
+    if exact and idx.numel() != ctx.d:
         raise DofbenchError(f"{ctx.spec.method.name}: the mask keeps {idx.numel()} entries, not d={ctx.d}")
     zeros = torch.zeros(ctx.D, device=ctx.device, dtype=ctx.theta0.dtype)
 
     def theta(phi: torch.Tensor) -> torch.Tensor:
         return zeros.index_put((idx,), phi)
 
-    return Reparam(phi0=start.to(ctx.device)[idx].clone(), theta=theta, optimizer="sgd", lr=p.lr,
+    optimizer = "sgd-lr-in-buffer" if p.momentum_form == "lr-in-buffer" else "sgd"
+    kept = idx.numel()
+    return Reparam(phi0=start.to(ctx.device)[idx].clone(), theta=theta, optimizer=optimizer, lr=p.lr,
                    optimizer_kwargs={"momentum": p.momentum}, lr_schedule=p.schedule(),
-                   info={"kept": ctx.d, "kept_fraction": ctx.d / ctx.D, **info})
+                   info={"kept": kept, "kept_fraction": kept / ctx.D, **info})
 
 
 def survivors(ctx: MethodContext, p: "MaskParams") -> tuple[torch.Tensor, int]:
@@ -164,6 +181,11 @@ class ScheduleParams(Params):
     lr_factors: list[float] = Field(
         [1.0, 0.3, 0.1, 0.03], description="lr multipliers before the first milestone, after the first, … "
         "(one more than lr_milestones; paper: 1, 0.3, 0.1, 0.03 → lr 0.1/0.03/0.01/0.003).")
+    momentum_form: Literal["torch", "lr-in-buffer"] = Field(
+        "torch", description="Heavy-ball form: 'torch' = torch's SGD, buf ← μ·buf + g, θ ← θ − lr·buf "
+        "(an lr drop rescales the accumulated momentum at once); 'lr-in-buffer' = the paper's released "
+        "code, buf ← μ·buf + lr·g, θ ← θ − buf (the momentum accumulated before a drop decays at the "
+        "old lr). Equal while lr is constant.")
 
     @model_validator(mode="after")
     def _check_schedule(self):
@@ -203,10 +225,22 @@ class PretrainParams(MaskParams):
                 "weight_decay": self.weight_decay, "weight_decay_on": self.weight_decay_on}
 
 
+class OneShotMaskParams(PretrainParams):
+    mask_rule: Literal["top-d", "threshold"] = Field(
+        "top-d", description="'top-d' = exactly the d candidates of largest |θ_T| (ties broken by "
+        "position); 'threshold' = the paper's released code: with f = (d − always kept)/n of the n "
+        "candidates, keep every candidate with |θ_T| ≥ the ceil(f·n)-th largest value (ties at it all "
+        "kept, so d_used may exceed d).")
+
+
 class TicketParams(PretrainParams):
     rewind_step: int = Field(
         0, ge=0, description="Rewind the survivors to θ0 (0, the paper's procedure) or to θ_k, step k "
         "of the pre-training ('late rewinding', Frankle et al. 2019).")
+
+
+class OneShotTicketParams(TicketParams, OneShotMaskParams):
+    """The one-shot ticket's params: the pre-training, the rewind step, the mask rule."""
 
 
 class ImpParams(TicketParams):
@@ -231,8 +265,33 @@ class LotterySubspaceParams(SubspaceOptimizerParams):
         "Δ_k = θ_{k·s} − θ_{(k−1)·s} (paper); 'centered': PCA of the d_max + 1 checkpoints centred "
         "on their mean (the 'low-dimensional trajectory' variant).")
     trajectory_lr: float = Field(5e-2, gt=0, description="Learning rate of the full-space trajectory (paper: 5e-2).")
+    tie_trajectory_lr: bool = Field(
+        False, description="Train the trajectory with the subspace's lr (the paper's released code has "
+        "one lr for both) instead of trajectory_lr, which must then keep its default.")
+    trajectory_schedule: Literal["every-k", "released-code"] = Field(
+        "every-k", description="'every-k' = sample_every·d_max steps, θ kept at steps 0, s, 2s, …, "
+        "s·d_max; 'released-code' = the paper's code: s·d_max + 1 steps, θ kept at 0, s + 1, 2s + 1, …, "
+        "s·d_max + 1 (the first increment spans s + 1 steps).")
+    svd_dtype: Literal["float32", "float64"] = Field(
+        "float32", description="Precision of the SVD of the trajectory matrix (the paper's code: float64); "
+        "the basis is stored in the network's dtype either way.")
     trajectory_momentum: float = Field(0.9, ge=0, lt=1, description="Heavy-ball momentum of the trajectory (paper: 0.9).")
     basis_budget_gb: float = Field(2.0, gt=0, description="Largest D×d_max trajectory matrix allowed, in GiB.")
+
+    @model_validator(mode="after")
+    def _tied_lr(self):
+        if self.tie_trajectory_lr and self.trajectory_lr != type(self).model_fields["trajectory_lr"].default:
+            raise ValueError("tie_trajectory_lr = true takes the trajectory's lr from lr; leave "
+                             "trajectory_lr at its default")
+        return self
+
+    def effective_trajectory_lr(self) -> float:
+        return self.lr if self.tie_trajectory_lr else self.trajectory_lr
+
+    def snapshot_steps(self) -> list[int]:
+        """The steps (after 0) at which the trajectory keeps θ; the last is its length."""
+        s, extra = self.sample_every, (1 if self.trajectory_schedule == "released-code" else 0)
+        return [k * s + extra for k in range(1, self.d_max + 1)]
 
 
 # ------------------------------------------------------------------------------ lottery subspace
@@ -244,35 +303,41 @@ def trajectory(ctx: MethodContext, p: LotterySubspaceParams) -> list[torch.Tenso
             f"lottery-subspace: the trajectory matrix (D={ctx.D} × d_max={p.d_max}) needs "
             f"{need / 1024**3:.1f} GiB, over basis_budget_gb={p.basis_budget_gb}; lower d_max")
     key = _trajectory_key(ctx, p)
-    _, snaps = run_full(ctx, "the trajectory", ctx.net, ctx.theta0, steps=p.sample_every * p.d_max,
-                        lr=p.trajectory_lr, momentum=p.trajectory_momentum, snapshot_every=p.sample_every,
+    at = p.snapshot_steps()
+    _, snaps = run_full(ctx, "the trajectory", ctx.net, ctx.theta0, steps=at[-1],
+                        lr=p.effective_trajectory_lr(), momentum=p.trajectory_momentum, snapshot_steps=at,
                         generator=prep_generator("lottery-trajectory", key))
     return snaps
 
 
 def _trajectory_key(ctx: MethodContext, p: LotterySubspaceParams) -> list[Any]:
-    return prep_key(ctx, d_max=p.d_max, sample_every=p.sample_every, lr=p.trajectory_lr,
-                    momentum=p.trajectory_momentum)
+    extra = {"schedule": p.trajectory_schedule} if p.trajectory_schedule != "every-k" else {}
+    return prep_key(ctx, d_max=p.d_max, sample_every=p.sample_every, lr=p.effective_trajectory_lr(),
+                    momentum=p.trajectory_momentum, **extra)
 
 
-def basis_from_trajectory(snaps: list[torch.Tensor], basis: str) -> tuple[torch.Tensor, torch.Tensor]:
+def basis_from_trajectory(snaps: list[torch.Tensor], basis: str, svd_dtype: str = "float32"
+                          ) -> tuple[torch.Tensor, torch.Tensor]:
     """(U, σ): orthonormal columns ordered by singular value, of the increments (uncentered) or of
-    the mean-centred checkpoints."""
+    the mean-centred checkpoints; the SVD (and σ) in ``svd_dtype``, U in the snapshots' dtype."""
     m = torch.stack(snaps, dim=1)
+    dtype = m.dtype
+    m = m.to(getattr(torch, svd_dtype))
     m = m[:, 1:] - m[:, :-1] if basis == "increments" else m - m.mean(dim=1, keepdim=True)
     u, s, _ = torch.linalg.svd(m, full_matrices=False)
     if basis == "centered":  # centring removes one direction
         u, s = u[:, :-1], s[:-1]
-    return u.contiguous(), s
+    return u.to(dtype).contiguous(), s
 
 
 def lottery_basis(ctx: MethodContext, p: LotterySubspaceParams) -> dict[str, torch.Tensor]:
     """The cached basis of this seed: {'U': D×min(D, d_max), 'sigma': singular values}."""
     def create() -> dict[str, torch.Tensor]:
-        u, s = basis_from_trajectory(trajectory(ctx, p), p.basis)
+        u, s = basis_from_trajectory(trajectory(ctx, p), p.basis, p.svd_dtype)
         return {"U": u.cpu(), "sigma": s.cpu()}
 
-    return ctx.cache.get_or_create("lottery-basis", [*_trajectory_key(ctx, p), p.basis], create)
+    dtype = [p.svd_dtype] if p.svd_dtype != "float32" else []
+    return ctx.cache.get_or_create("lottery-basis", [*_trajectory_key(ctx, p), p.basis, *dtype], create)
 
 
 class BasisProjection(DenseProjection):
@@ -291,6 +356,8 @@ class LotterySubspace(Method):
     description = ("θ = θ0 + U[:, :d] φ, U = top-d left singular vectors of one full-space training "
                    "trajectory (Larsen et al. 2022); nested in d.")
     Params = LotterySubspaceParams
+    presets = {"paper-code": {"trajectory_schedule": "released-code", "svd_dtype": "float64",
+                              "tie_trajectory_lr": True}}
 
     def max_dim(self, params: LotterySubspaceParams, total_params: int) -> int:
         return min(params.d_max, total_params)
@@ -374,19 +441,29 @@ def pretrained(ctx: MethodContext, p: PretrainParams, rewind_step: int = 0) -> d
 
 
 # ------------------------------------------------------------------------------ tickets
+def one_shot_mask(values: torch.Tensor, candidates: torch.Tensor, keep: int, rule: str) -> torch.Tensor:
+    """``keep`` of the candidates by |value|: exactly (``top-d``) or by the released code's
+    threshold (``threshold``: f = keep / n, ties kept)."""
+    if rule == "threshold":
+        return code_threshold_mask(values, candidates, keep / max(int(candidates.sum()), 1))
+    return magnitude_mask(values, candidates, keep)
+
+
 class LotteryTicket(Method):
     name = "lottery-ticket"
     description = ("One-shot lottery ticket (paper's released procedure): pre-train, keep the d entries "
                    "with the largest |θ| (global), rewind them to θ0, retrain with a step schedule.")
-    Params = TicketParams
+    Params = OneShotTicketParams
+    presets = {"paper-code": {"momentum_form": "lr-in-buffer", "mask_rule": "threshold"}}
 
     def setup(self, ctx: MethodContext) -> Reparam:
-        p: TicketParams = ctx.params
+        p: OneShotTicketParams = ctx.params
         fixed, keep = survivors(ctx, p)
         art = pretrained(ctx, p, p.rewind_step)
-        mask = fixed | magnitude_mask(art["theta"].to(ctx.device), ~fixed, keep)
-        return masked_reparam(ctx, mask, art["rewind"], p, {"mask": "one-shot-global",
-                                                            "rewind_step": p.rewind_step})
+        mask = fixed | one_shot_mask(art["theta"].to(ctx.device), ~fixed, keep, p.mask_rule)
+        info = {"mask": "one-shot-global", "rewind_step": p.rewind_step,
+                **({"mask_rule": "threshold"} if p.mask_rule == "threshold" else {})}
+        return masked_reparam(ctx, mask, art["rewind"], p, info, exact=p.mask_rule == "top-d")
 
 
 def imp_targets(prunable: int, keep: int, p: ImpParams) -> list[int]:
@@ -459,14 +536,16 @@ class MagnitudePruning(Method):
     name = "magnitude-pruning"
     description = ("Pre-train, keep the d entries with the largest |θ| (global), fine-tune them from "
                    "their trained values (no rewind).")
-    Params = PretrainParams
+    Params = OneShotMaskParams
 
     def setup(self, ctx: MethodContext) -> Reparam:
-        p: PretrainParams = ctx.params
+        p: OneShotMaskParams = ctx.params
         fixed, keep = survivors(ctx, p)
         theta = pretrained(ctx, p)["theta"].to(ctx.device)
-        mask = fixed | magnitude_mask(theta, ~fixed, keep)
-        return masked_reparam(ctx, mask, theta, p, {"mask": "magnitude-global", "start": "trained"})
+        mask = fixed | one_shot_mask(theta, ~fixed, keep, p.mask_rule)
+        info = {"mask": "magnitude-global", "start": "trained",
+                **({"mask_rule": "threshold"} if p.mask_rule == "threshold" else {})}
+        return masked_reparam(ctx, mask, theta, p, info, exact=p.mask_rule == "top-d")
 
 
 class RandomPruning(Method):

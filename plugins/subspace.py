@@ -107,6 +107,7 @@ class RandomSubspace(SubspaceMethod):
     name = "random-subspace"
     description = "θ = θ0 + Aφ with a random A ∈ R^{D×d}; φ starts at 0 (Li et al. 2018)."
     Params = SubspaceParams
+    presets = {"paper-code": {}}  # its defaults are the released code's (paper-adam, dense Gaussian A)
     yardstick = True  # comparisons say how many times fewer dimensions than random subspaces
 
     def setup(self, ctx: MethodContext) -> Reparam:
@@ -148,6 +149,7 @@ class BurnInSubspace(SubspaceMethod):
     description = ("θ = θ_t + Aφ: t full-space momentum steps from θ0, then a random affine subspace "
                    "through θ_t (Larsen et al. 2022); t = 0 is random-subspace.")
     Params = BurnInParams
+    presets = {"paper-code": {"extra_step": True}}
 
     def setup(self, ctx: MethodContext) -> Reparam:
         p: BurnInParams = ctx.params

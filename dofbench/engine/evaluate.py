@@ -25,16 +25,17 @@ SPLITS = ("train", "test")
 
 
 def evaluate(net: FlatNet, theta: torch.Tensor, data: DataBundle, metrics: list,
-             loss_fn: Callable, batch_size: int = 4096) -> dict[str, float]:
+             loss_fn: Callable, batch_size: int | None = None) -> dict[str, float]:
     """Every metric on the full train and test sets at θ: {'train_loss': ..., 'test_acc': ...}."""
     return evaluate_stacked(net, theta[None], data, metrics, loss_fn, batch_size)[0]
 
 
 def evaluate_stacked(net: FlatNet, thetas: torch.Tensor, data: DataBundle, metrics: list,
-                     loss_fn: Callable, batch_size: int = 4096) -> list[dict[str, float]]:
+                     loss_fn: Callable, batch_size: int | None = None) -> list[dict[str, float]]:
     """:func:`evaluate` for K parameter vectors ``thetas`` (K×D): one stacked forward
     (:meth:`FlatNet.stacked_forward`) per chunk of batch_size / K rows, so a chunk holds as many
-    activations as one network's would. Runs the network in eval mode (BatchNorm uses its running
+    activations as one network's would; ``batch_size`` None: the network's own choice for these
+    inputs (:meth:`FlatNet.eval_rows`). Runs the network in eval mode (BatchNorm uses its running
     statistics and leaves them as they are) and restores the previous mode afterwards."""
     k = len(thetas)
     if k == 1:
@@ -45,6 +46,8 @@ def evaluate_stacked(net: FlatNet, thetas: torch.Tensor, data: DataBundle, metri
     net.train(False)
     try:
         with torch.no_grad():
+            if batch_size is None:
+                batch_size = net.eval_rows(data.x_train if len(data.x_train) else data.x_test)
             return _evaluate_splits(forward, k, data, metrics, loss_fn, max(1, batch_size // k))
     finally:
         net.train(was_training)

@@ -18,7 +18,7 @@ from dofbench.config.schemas import TrialSpec
 from dofbench.engine.artifacts import ArtifactCache
 from dofbench.engine.data import DataBundle
 from dofbench.engine.flat import FlatNet
-from dofbench.engine.loop import NotBatchable, check_batchable, train_trials
+from dofbench.engine.loop import NotBatchable, check_batchable, stack_seeds_forced, train_trials
 from dofbench.engine.reparam import MethodContext
 from dofbench.engine.result import TrialResult, now
 from dofbench.errors import DivergedError, DofbenchError
@@ -70,11 +70,12 @@ class Worker:
     def build(self, spec: TrialSpec) -> tuple[FlatNet, torch.Tensor, DataBundle]:
         data = self.data(spec)
         model_c = self.host.get("model", spec.model.name)
+        params = model_c.parse_params(spec.model.params)
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(derive_seed("init", *spec.init_key()))
-            module = model_c.build(model_c.parse_params(spec.model.params), data.info)
+            module = model_c.build(params, data.info)
         module = module.to(self.device)
-        net = FlatNet(module)
+        net = FlatNet(module, input_layout=model_c.input_layout(params, self.device.type))
         return net, net.flatten(), data
 
     def context(self, spec: TrialSpec) -> MethodContext:
@@ -145,7 +146,7 @@ class Worker:
             method = self.host.get("method", spec.method.name)
             model = self.host.get("model", spec.model.name)
             return bool(method.batchable(method.parse_params(spec.method.params))
-                        and model.batchable(model.parse_params(spec.model.params)))
+                        and (stack_seeds_forced() or model.batchable(model.parse_params(spec.model.params))))
         except Exception:
             return False
 

@@ -25,7 +25,7 @@ from dofbench.engine.data import (
     DataBundle, DatasetInfo, PreprocessParams, n_test_after, n_train_after, preprocess, resolve_root,
     shuffle_labels, stratified_subsample,
 )
-from dofbench.engine.flat import FlatNet, count_params, lecun_normal_
+from dofbench.engine.flat import FlatNet, count_params, lecun_normal_, lecun_truncated_normal_
 from dofbench.engine.loop import steps_per_epoch, train_full
 from dofbench.engine.optim import SubspaceOptimizerParams
 from dofbench.engine.projections import (
@@ -44,7 +44,7 @@ __all__ = [
     "MethodContext", "Reparam", "AffineReparam", "TrainOutcome",
     "DataBundle", "DatasetInfo", "PreprocessParams", "preprocess", "resolve_root", "stratified_subsample",
     "shuffle_labels", "n_train_after", "n_test_after",
-    "FlatNet", "count_params", "lecun_normal_", "steps_per_epoch", "train_full", "SubspaceOptimizerParams",
+    "FlatNet", "count_params", "lecun_normal_", "lecun_truncated_normal_", "steps_per_epoch", "train_full", "SubspaceOptimizerParams",
     "Projection", "DenseProjection", "ProjectionKind", "make_projection", "resolve_kind", "dense_bytes",
     "MAX_GROUP", "dense_group_limit", "ArtifactCache", "derive_seed", "spectrum",
     "Executor", "ExecutorFactory", "ExecutorLost", "DofbenchError", "DivergedError",

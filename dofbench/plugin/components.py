@@ -26,6 +26,11 @@ class Component:
     name: str = ""
     description: str = ""
     Params: type[Params] = NoParams
+    presets: ClassVar[dict[str, dict[str, Any]]] = {}
+    """Named groups of params a suite asks for with ``preset = "NAME"`` beside ``params``
+    (e.g. ``"paper-code"``: the paper's released code where it deviates from the defaults). A
+    preset expands into explicit params before validation (params given beside it win), so the
+    trial spec and its id carry the expanded params, never the preset's name."""
 
     def parse_params(self, raw: dict | None) -> Params:
         return self.Params.model_validate(raw or {})
@@ -69,6 +74,14 @@ class Model(Component):
         """Whether training several seeds together in one stack
         (:func:`dofbench.engine.loop.train_trials`) pays off on CPU."""
         return False
+
+    def input_layout(self, params: Params, device: str) -> str | None:
+        """The memory layout this model runs its image inputs (N, C, H, W) fastest in on ``device``
+        ('cpu' or 'cuda'): ``"channels_last"`` (the same values with channels-last strides: the
+        trial's :class:`~dofbench.plugin.FlatNet` gives every batch and evaluation chunk those
+        strides before the module sees them), or None (the default: as the dataset delivers
+        them). Only the order of float sums depends on it, never what a trial is."""
+        return None
 
     def initial_distance(self, params: Params) -> float | None:
         """A model that starts at a fixed distance R = ‖θ0 − θ*‖ from the minimum of a quadratic

@@ -10,7 +10,7 @@ from typing import Any
 
 from dofbench.config.identity import canonical_json
 from dofbench.config.schemas import ResolvedComponent, TrialSpec
-from dofbench.engine.loop import MAX_GROUP
+from dofbench.engine.loop import MAX_GROUP, stack_seeds_forced
 from dofbench.results.store import Store
 from dofbench.run.host import Host
 from dofbench.run.resolve import ResolvedSuite
@@ -20,7 +20,7 @@ def group_trials(trials: list[TrialSpec], host: Host, sizes: dict[str, int] | No
                  device: str = "cpu") -> list[list[TrialSpec]]:
     """Groups of trials an executor runs together: trials that differ only in seed are trained
     together (:func:`dofbench.engine.loop.train_trials`) where it pays — both the model and the
-    method say ``batchable`` — in groups of at most the method's ``group_limit`` for that D, d and
+    method say ``batchable`` (the model's say overridden by ``DOFBENCH_STACK_SEEDS=1``) — in groups of at most the method's ``group_limit`` for that D, d and
     ``device`` ('cpu' or 'cuda'; at most :data:`~dofbench.engine.loop.MAX_GROUP`), split into
     groups of even sizes. ``sizes`` maps :func:`task_key` of a (model, dataset) to its D; without
     it, the limit is MAX_GROUP. Every other trial is a group of its own. Groups come in order of
@@ -32,7 +32,7 @@ def group_trials(trials: list[TrialSpec], host: Host, sizes: dict[str, int] | No
         try:
             model, method = host.get("model", t.model.name), host.get("method", t.method.name)
             params = method.parse_params(t.method.params)
-            if model.batchable(model.parse_params(t.model.params)) and method.batchable(params):
+            if (stack_seeds_forced() or model.batchable(model.parse_params(t.model.params))) and method.batchable(params):
                 D = (sizes or {}).get(task_key(t.model, t.dataset))
                 limit = MAX_GROUP if D is None else method.group_limit(params, D, t.d, device)
                 key = canonical_json({**t.model_dump(mode="json", exclude={"identity"}), "seed": None})

@@ -64,7 +64,14 @@ def _validate_params(comp, ref: ComponentRef, where: str, problems: list[str] | 
     """(params with defaults, identity) of ``ref`` for ``comp``; its errors raise, or go to
     ``problems`` (then None is returned)."""
     try:
-        params = comp.parse_params(ref.params)
+        raw = expand_preset(comp, ref, where)
+    except DofbenchError as exc:
+        if problems is None:
+            raise
+        problems.append(str(exc))
+        return None
+    try:
+        params = comp.parse_params(raw)
     except ValidationError as exc:
         lines = format_validation_errors(exc, prefix=f"{where}.params", model=comp.Params)
         if problems is None:
@@ -73,6 +80,17 @@ def _validate_params(comp, ref: ComponentRef, where: str, problems: list[str] | 
         return None
     return params.model_dump(mode="json"), params.model_dump(
         mode="json", exclude_defaults=True, exclude=non_identity_fields(comp.Params))
+
+
+def expand_preset(comp, ref: ComponentRef, where: str) -> dict[str, Any]:
+    """``ref.params`` over the params of ``ref.preset`` (a name from ``comp.presets``)."""
+    if ref.preset is None:
+        return ref.params
+    presets = getattr(comp, "presets", {}) or {}
+    if ref.preset not in presets:
+        raise DofbenchError(f"{where}.preset: unknown preset {ref.preset!r} for {comp.kind} {comp.name!r}; "
+                            f"allowed: {', '.join(sorted(presets)) or 'none'}")
+    return {**presets[ref.preset], **ref.params}
 
 
 def trial_spec(host, model: str | dict, dataset: str | dict, method: str | dict, *, d: int, seed: int = 0,

@@ -128,3 +128,19 @@ def test_executor_entry_point_runs_groups_batched(tmp_path):
     res = run_group(specs, Runtime(device="cpu", cache_dir=str(tmp_path)).as_dict())
     assert [r.method_info["batched"] for r in res] == [2, 2]
     assert all(r.status == "ok" and r.wall_s > 0 for r in res)
+
+
+def test_stack_seeds_env_stacks_a_model_that_declines_and_keeps_its_results(worker, monkeypatch):
+    """DOFBENCH_STACK_SEEDS=1 (for GPUs, where stacked convolutions may pay): conv seeds are grouped
+    and trained in one stack, with the one-at-a-time results."""
+    pytest.importorskip("sklearn")
+    specs = [trial_spec(HOST, {"name": "conv", "params": {"channels": [4]}}, {"name": "digits", "params": {}},
+                        "random-subspace", d=16, seed=s, train={"epochs": 1, "batch_size": 64}) for s in range(2)]
+    assert [len(g) for g in group_trials(specs, Host())] == [1, 1]
+    looped = [worker.run(s) for s in specs]
+    monkeypatch.setenv("DOFBENCH_STACK_SEEDS", "1")
+    assert [len(g) for g in group_trials(specs, Host())] == [2]
+    batched = worker.run_group(specs)
+    for a, b in zip(looped, batched):
+        assert b.status == "ok" and b.method_info["batched"] == 2
+        _close(a, b)
