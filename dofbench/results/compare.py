@@ -124,7 +124,11 @@ def reading(task: TaskComparison) -> str:
     for eps in task.epsilons:
         best = task.best(eps)
         if not best:
-            largest = max((c["max_d"] or 0) for m in task.methods if (c := task.cell(m, eps))) or None
+            cells = [c for m in task.methods if (c := task.cell(m, eps))]
+            if any(incomplete(c) for c in cells):  # a d that lacks seeds may still reach it
+                items.append((("unreached-incomplete",), f"ε={eps:g}"))
+                continue
+            largest = max((c["max_d"] or 0) for c in cells) or None
             items.append((("unreached",), f"ε={eps:g}" + (f" with d ≤ {largest}" if largest else "")))
             continue
         bc = task.cell(best[0], eps)
@@ -174,6 +178,9 @@ def reading(task: TaskComparison) -> str:
                          "seeds are not all in")
         elif key[0] == "beyond":
             parts.append(f"{key[1]} reaches {', '.join(texts)}, beyond the grid {against} ran")
+        elif key[0] == "unreached-incomplete":
+            parts.append(f"no method reaches {', '.join(texts)} on the seeds stored so far (some d lack "
+                         "seeds: failed or not run)")
         else:
             parts.append(f"no method reaches {', '.join(texts)}")
     head = f"Against {against}: " if ys else ""

@@ -156,3 +156,14 @@ def test_a_method_beyond_the_yardsticks_grid_gets_no_ratio(tmp_path, synth):
                                      ("full", 1000): 0.95})
     (task,) = Session(db=store.path).compare("c").tasks
     assert task.reading == "Against random-subspace: full reaches ε=0.5 (1000; random-subspace >64), beyond the grid random-subspace ran."
+
+
+def test_an_epsilon_no_method_reaches_yet_is_not_read_as_unreached_on_the_grid(tmp_path, synth):
+    store = _store(tmp_path, synth, {("random-subspace", 8): 0.2, ("random-subspace", 64): 0.3},
+                   failed={("random-subspace", 64, 2)})
+    (task,) = Session(db=store.path).compare("c").tasks
+    assert task.reading == ("Against random-subspace: no method reaches ε=0.5 on the seeds stored so far "
+                            "(some d lack seeds: failed or not run).")
+    complete = _store(tmp_path / "all", synth, {("random-subspace", 8): 0.2, ("random-subspace", 64): 0.3})
+    (task,) = Session(db=complete.path).compare("c").tasks
+    assert task.reading == "Against random-subspace: no method reaches ε=0.5 with d ≤ 64."
