@@ -17,8 +17,8 @@ come from other plugins' hooks):
   default) and then fails as :class:`WorkerCrashed`; on the LocalCluster at most one group is in
   flight per single-threaded worker, so no group waits on a worker that another one kills. A
   cluster left without workers for
-  ``distributed.scheduler.no-workers-timeout`` (10 s unless set) stops the run with
-  :class:`~dofbench.errors.ExecutorLost`;
+  ``distributed.scheduler.no-workers-timeout`` (10 s unless set; 120 s for the LocalCluster, whose
+  nannies restart a dead worker) stops the run with :class:`~dofbench.errors.ExecutorLost`;
 - ``auto``: ``process`` when the machine has more than one core, ``local`` otherwise, and
   ``local`` whenever the host has plugins registered at run time that a worker cannot re-import.
 
@@ -386,16 +386,23 @@ def _dask_task(specs: list[TrialSpec], runtime: dict[str, Any]) -> list[TrialRes
 
 
 NO_WORKERS_TIMEOUT_S = 10.0  # unless distributed.scheduler.no-workers-timeout says otherwise
+LOCAL_RESTART_TIMEOUT_S = 120.0
+"""The same for the LocalCluster dofbench starts: its nannies restart a worker that died, and a
+restarted worker imports torch again, which took more than 10 s on a loaded 2-core machine (seen in
+CI: the run stopped while the crashed trial's worker came back)."""
 
 
-def no_workers_timeout() -> float:
+def no_workers_timeout(restarting: bool = False) -> float:
     """How long a cluster may have no workers while groups are pending: Dask's own
-    ``distributed.scheduler.no-workers-timeout`` when it is set, else 10 s."""
+    ``distributed.scheduler.no-workers-timeout`` when it is set, else 10 s, or
+    :data:`LOCAL_RESTART_TIMEOUT_S` for a cluster whose nannies restart its workers (``restarting``)."""
     import dask
     from dask.utils import parse_timedelta
 
     value = dask.config.get("distributed.scheduler.no-workers-timeout", None)
-    return float(parse_timedelta(value)) if value else NO_WORKERS_TIMEOUT_S
+    if value:
+        return float(parse_timedelta(value))
+    return LOCAL_RESTART_TIMEOUT_S if restarting else NO_WORKERS_TIMEOUT_S
 
 
 def _scheduler_isolation(dask_scheduler=None) -> tuple[float, int]:
@@ -442,7 +449,7 @@ class DaskExecutor(Executor):
         # own (the scheduler places a task on an idle worker), and none waits on a worker that another
         # kills. A remote (possibly adaptive) cluster sees a deep queue, which its scheduler holds back.
         self.max_in_flight = max(1, total) if self.cluster is not None else max(256, 2 * total)
-        self.no_workers_timeout = no_workers_timeout()
+        self.no_workers_timeout = no_workers_timeout(restarting=self.cluster is not None)
         self._pending: dict[Any, Any] = {}  # key -> dask future, until it is done
         self._lock = threading.Lock()
         # results are gathered off Dask's single callback thread (a gather can wait on a recomputation)

@@ -113,3 +113,15 @@ def test_pool_workers_are_spread_over_the_visible_gpus(monkeypatch):
     assert [r["device"] for r in ex.ProcessExecutor(ex.Runtime(), workers=2)._runtimes] == ["auto", "auto"]
     for p in (pool, pinned):
         p.close()
+
+
+def test_the_no_workers_timeout_is_dasks_setting_or_longer_for_a_cluster_that_restarts_its_workers():
+    dask = pytest.importorskip("dask")
+    pytest.importorskip("distributed")
+    from dofbench.run.executors import LOCAL_RESTART_TIMEOUT_S, NO_WORKERS_TIMEOUT_S, no_workers_timeout
+
+    with dask.config.set({"distributed.scheduler.no-workers-timeout": None}):
+        assert no_workers_timeout() == NO_WORKERS_TIMEOUT_S == 10
+        assert no_workers_timeout(restarting=True) == LOCAL_RESTART_TIMEOUT_S == 120
+    with dask.config.set({"distributed.scheduler.no-workers-timeout": "3s"}):
+        assert no_workers_timeout() == no_workers_timeout(restarting=True) == 3
