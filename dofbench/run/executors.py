@@ -17,8 +17,8 @@ come from other plugins' hooks):
   default) and then fails as :class:`WorkerCrashed`; on the LocalCluster at most one group is in
   flight per single-threaded worker, so no group waits on a worker that another one kills. A
   cluster left without workers for
-  ``distributed.scheduler.no-workers-timeout`` (10 s unless set; 120 s for the LocalCluster, whose
-  nannies restart a dead worker) stops the run with :class:`~dofbench.errors.ExecutorLost`;
+  ``distributed.scheduler.no-workers-timeout`` (10 s unless set; the LocalCluster restarts
+  its workers first, see :meth:`DaskExecutor.check`) stops the run with :class:`~dofbench.errors.ExecutorLost`;
 - ``auto``: ``process`` when the machine has more than one core, ``local`` otherwise, and
   ``local`` whenever the host has plugins registered at run time that a worker cannot re-import.
 
@@ -386,23 +386,25 @@ def _dask_task(specs: list[TrialSpec], runtime: dict[str, Any]) -> list[TrialRes
 
 
 NO_WORKERS_TIMEOUT_S = 10.0  # unless distributed.scheduler.no-workers-timeout says otherwise
-LOCAL_RESTART_TIMEOUT_S = 120.0
-"""The same for the LocalCluster dofbench starts: its nannies restart a worker that died, and a
-restarted worker imports torch again, which took more than 10 s on a loaded 2-core machine (seen in
-CI: the run stopped while the crashed trial's worker came back)."""
 
 
-def no_workers_timeout(restarting: bool = False) -> float:
+def no_workers_timeout() -> float:
     """How long a cluster may have no workers while groups are pending: Dask's own
-    ``distributed.scheduler.no-workers-timeout`` when it is set, else 10 s, or
-    :data:`LOCAL_RESTART_TIMEOUT_S` for a cluster whose nannies restart its workers (``restarting``)."""
+    ``distributed.scheduler.no-workers-timeout`` when it is set, else 10 s."""
     import dask
     from dask.utils import parse_timedelta
 
     value = dask.config.get("distributed.scheduler.no-workers-timeout", None)
-    if value:
-        return float(parse_timedelta(value))
-    return LOCAL_RESTART_TIMEOUT_S if restarting else NO_WORKERS_TIMEOUT_S
+    return float(parse_timedelta(value)) if value else NO_WORKERS_TIMEOUT_S
+
+
+def restarting_workers(cluster: Any) -> bool:
+    """Whether a cluster dofbench started has a nanny still running, i.e. a worker that died is
+    being restarted: the scheduler then counts no worker (a restarted worker imports torch again,
+    which took more than 10 s on a loaded 2-core machine, and one that dies again at once is never
+    seen), but the cluster is not lost. Only a cluster whose nannies have all stopped is."""
+    return any(getattr(getattr(n, "status", None), "name", "") == "running"
+               for n in getattr(cluster, "workers", {}).values())
 
 
 def _scheduler_isolation(dask_scheduler=None) -> tuple[float, int]:
@@ -449,7 +451,7 @@ class DaskExecutor(Executor):
         # own (the scheduler places a task on an idle worker), and none waits on a worker that another
         # kills. A remote (possibly adaptive) cluster sees a deep queue, which its scheduler holds back.
         self.max_in_flight = max(1, total) if self.cluster is not None else max(256, 2 * total)
-        self.no_workers_timeout = no_workers_timeout(restarting=self.cluster is not None)
+        self.no_workers_timeout = no_workers_timeout()
         self._pending: dict[Any, Any] = {}  # key -> dask future, until it is done
         self._lock = threading.Lock()
         # results are gathered off Dask's single callback thread (a gather can wait on a recomputation)
@@ -512,6 +514,20 @@ class DaskExecutor(Executor):
                                  "trying; a segmentation fault, out of memory or killed: their logs say which)")
         return exc
 
+    def _local_workers_back(self) -> bool:
+        """For the LocalCluster dofbench started: whether a nanny is restarting a worker, or, where
+        every nanny gave up (a restart that timed out on a loaded machine), whether starting the
+        cluster's workers anew begins (``scale``). Never for a cluster of the user's."""
+        if self.cluster is None:
+            return False
+        if restarting_workers(self.cluster):
+            return True
+        try:
+            self.cluster.scale(self.workers)
+        except Exception:  # a cluster that cannot start workers any more is lost
+            return False
+        return restarting_workers(self.cluster)
+
     def check(self) -> None:
         """Raise :class:`ExecutorLost` once the cluster has had no workers for
         ``no_workers_timeout`` seconds (asked at most every 2 s)."""
@@ -523,7 +539,7 @@ class DaskExecutor(Executor):
             workers = len(self.client.nthreads(callback_timeout=5))
         except Exception:  # the scheduler itself is unreachable: no workers either
             workers = 0
-        if workers:
+        if workers or self._local_workers_back():
             self._no_workers_since = None
             return
         if self._no_workers_since is None:

@@ -115,13 +115,15 @@ def test_pool_workers_are_spread_over_the_visible_gpus(monkeypatch):
         p.close()
 
 
-def test_the_no_workers_timeout_is_dasks_setting_or_longer_for_a_cluster_that_restarts_its_workers():
-    dask = pytest.importorskip("dask")
-    pytest.importorskip("distributed")
-    from dofbench.run.executors import LOCAL_RESTART_TIMEOUT_S, NO_WORKERS_TIMEOUT_S, no_workers_timeout
+def test_a_local_cluster_restarting_a_worker_is_not_a_cluster_without_workers():
+    from types import SimpleNamespace
 
-    with dask.config.set({"distributed.scheduler.no-workers-timeout": None}):
-        assert no_workers_timeout() == NO_WORKERS_TIMEOUT_S == 10
-        assert no_workers_timeout(restarting=True) == LOCAL_RESTART_TIMEOUT_S == 120
-    with dask.config.set({"distributed.scheduler.no-workers-timeout": "3s"}):
-        assert no_workers_timeout() == no_workers_timeout(restarting=True) == 3
+    from dofbench.run.executors import restarting_workers
+
+    def nanny(status):
+        return SimpleNamespace(status=SimpleNamespace(name=status))
+
+    assert restarting_workers(SimpleNamespace(workers={0: nanny("running")}))  # its worker process restarts
+    assert restarting_workers(SimpleNamespace(workers={0: nanny("closed"), 1: nanny("running")}))
+    assert not restarting_workers(SimpleNamespace(workers={0: nanny("closed"), 1: nanny("failed")}))
+    assert not restarting_workers(SimpleNamespace(workers={}))
