@@ -27,7 +27,7 @@ demo: $(STAMP)
 # The layer contracts and the tests of every layer, about a minute on 2 cores. test-slow runs the few
 # slow ones (whole runs in subprocesses, process pools, a Dask cluster, kill -9); CI runs both.
 # pytest's exit code 5 (no test collected) is a failure.
-PYTEST = $(BIN)/python -m pytest -q -n 2 -p no:cacheprovider
+PYTEST = $(BIN)/python -m pytest -q -n 2 --dist loadfile -p no:cacheprovider
 test: $(STAMP)
 	$(BIN)/lint-imports
 	$(PYTEST) -m "not slow"; rc=$$?; [ $$rc -ne 5 ] || { echo "no test collected" >&2; exit 1; }; exit $$rc

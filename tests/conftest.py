@@ -3,7 +3,7 @@ shared texts are files under ``tests/data``. Tests are collected with ``--import
 no test module imports another, none changes ``sys.path``.
 
 Marks: ``slow`` (the few tests of whole runs in subprocesses, pools and clusters; ``make test``
-leaves them out, ``make test-all`` and CI run them).
+leaves them out, ``make test-slow`` and CI run them).
 """
 
 from __future__ import annotations
@@ -224,16 +224,16 @@ class SynthSuite:
                                  metrics=metrics, dataset="mnist1d", train={"epochs": 3})
 
     def make_store(self, path, burnin: bool = True):
-        """The suite written through Store.write_result and registered as a run would."""
+        """The suite written through Store.write_results and registered as a run would."""
         from dofbench.results import intervals
         from dofbench.results.store import Store
 
         store = Store(path)
-        ids, baselines, yardsticks = [], set(), set()
+        results, ids, baselines, yardsticks = [], [], set(), set()
 
         def add(*args, **kw):  # the roles the built-in methods declare, as a suite resolves them
             r = self.result(*args, **kw)
-            store.write_result(r, self.SUITE)
+            results.append(r)
             ids.append(r.trial_id)
             if r.spec.method.name == "full":
                 baselines.add(r.trial_id)
@@ -250,6 +250,7 @@ class SynthSuite:
             add("full", {}, self.D, s, 0.97)
         add("random-subspace", {"projection": "dense"}, self.DIMS[-1], 9, None, status="diverged")
         add("random-subspace", {"projection": "dense"}, self.DIMS[-1], 10, None, status="failed")
+        store.write_results(results, self.SUITE)
         store.register_suite(self.SUITE, "synthetic suite for plot tests", {"dims": self.DIMS}, "test", ids,
                              "best_train_acc", self.EPSILONS, 0.25, True, baselines=baselines,
                              yardsticks=yardsticks)

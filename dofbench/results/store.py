@@ -102,6 +102,27 @@ class StoredTrial:
     steps: int
 
 
+def _trial_row(result, suite: str | None) -> dict[str, Any]:
+    """The ``trials`` row of a finished trial."""
+    spec = result.spec.model_dump(mode="json")
+    metrics = result.metrics or {}
+    return {
+        "trial_id": result.trial_id, "suite": suite,
+        "model": spec["model"]["name"], "dataset": spec["dataset"]["name"], "method": spec["method"]["name"],
+        **dict(zip(("model_params", "dataset_params", "params", "label"), _resolution(spec))),
+        "model_label": component_label(spec, "model"), "dataset_label": component_label(spec, "dataset"),
+        "d": spec["d"], "d_used": result.d_used, "total_params": result.total_params,
+        "seed": spec["seed"], "status": result.status, "error": result.error, "traceback": result.traceback,
+        **{c: _finite(metrics.get(c)) for c in METRIC_COLUMNS},
+        "metrics": json.dumps({k: _finite(v) for k, v in metrics.items()}, sort_keys=True),
+        "steps": result.steps, "wall_s": result.wall_s, "device": result.device,
+        "method_info": canonical_json(result.method_info or {}),
+        "train": canonical_json(spec["train"]), "spec": canonical_json(spec),
+        "versions": canonical_json(result.versions or {}),
+        "started_at": result.started_at, "finished_at": result.finished_at,
+    }
+
+
 class Store:
     """The results store at ``path`` (default: $DOFBENCH_DB or ./dofbench.duckdb)."""
 
@@ -318,35 +339,29 @@ class Store:
     def write_result(self, result, suite: str | None, release: str | None = None) -> None:
         """Commit one finished trial (a :class:`~dofbench.engine.result.TrialResult`) and its evals,
         replacing an earlier row with the same id; ``release``: the driver whose claim on it ends."""
-        spec = result.spec.model_dump(mode="json")
-        metrics = result.metrics or {}
-        row = {
-            "trial_id": result.trial_id, "suite": suite,
-            "model": spec["model"]["name"], "dataset": spec["dataset"]["name"], "method": spec["method"]["name"],
-            **dict(zip(("model_params", "dataset_params", "params", "label"), _resolution(spec))),
-            "model_label": component_label(spec, "model"), "dataset_label": component_label(spec, "dataset"),
-            "d": spec["d"], "d_used": result.d_used, "total_params": result.total_params,
-            "seed": spec["seed"], "status": result.status, "error": result.error, "traceback": result.traceback,
-            **{c: _finite(metrics.get(c)) for c in METRIC_COLUMNS},
-            "metrics": json.dumps({k: _finite(v) for k, v in metrics.items()}, sort_keys=True),
-            "steps": result.steps, "wall_s": result.wall_s, "device": result.device,
-            "method_info": canonical_json(result.method_info or {}),
-            "train": canonical_json(spec["train"]), "spec": canonical_json(spec),
-            "versions": canonical_json(result.versions or {}),
-            "started_at": result.started_at, "finished_at": result.finished_at,
-        }
-        cols = list(row)
-        evals = [[result.trial_id, int(s), sp, m, _finite(v)] for s, sp, m, v in result.evals or []]
+        self.write_results([result], suite, release)
+
+    def write_results(self, results, suite: str | None, release: str | None = None) -> None:
+        """Commit finished trials (those of one group, say) and their evals in one transaction:
+        :meth:`write_result` for each, one connection for all (of two results with one id, the
+        later is kept)."""
+        results = list({r.trial_id: r for r in results}.values())
+        rows = [_trial_row(r, suite) for r in results]
+        if not rows:
+            return
+        cols = list(rows[0])
+        ids = [[row["trial_id"]] for row in rows]
+        evals = [[r.trial_id, int(s), sp, m, _finite(v)] for r in results for s, sp, m, v in r.evals or []]
         with self.write() as con:
             con.begin()
-            con.execute("DELETE FROM evals WHERE trial_id = ?", [row["trial_id"]])
-            con.execute("DELETE FROM trials WHERE trial_id = ?", [row["trial_id"]])
-            con.execute(f"INSERT INTO trials ({', '.join(cols)}) VALUES ({', '.join('?' * len(cols))})",
-                        [row[c] for c in cols])
+            con.executemany("DELETE FROM evals WHERE trial_id = ?", ids)
+            con.executemany("DELETE FROM trials WHERE trial_id = ?", ids)
+            con.executemany(f"INSERT INTO trials ({', '.join(cols)}) VALUES ({', '.join('?' * len(cols))})",
+                            [[row[c] for c in cols] for row in rows])
             if evals:
                 con.executemany("INSERT INTO evals VALUES (?, ?, ?, ?, ?)", evals)
             if release is not None:
-                con.execute("DELETE FROM claims WHERE trial_id = ? AND owner = ?", [row["trial_id"], release])
+                con.executemany("DELETE FROM claims WHERE trial_id = ? AND owner = ?", [[*i, release] for i in ids])
             con.commit()
 
     # ------------------------------------------------------------------ claims

@@ -396,16 +396,19 @@ class _Run:
         self.queue = []
 
     def _commit(self, fut: Future, stop: _StopSignals | None) -> None:
-        """Store the results of a finished group (those of the trials this run is to store)."""
+        """Store the results of a finished group (those of the trials this run is to store), in
+        one transaction."""
         group = self.in_flight.pop(fut)
-        for result in group_results(fut, group):
-            if result.trial_id not in self.todo_ids:
-                continue
-            if stop is None:
-                self.s.store.write_result(result, self.suite.name, release=self.s.owner)
-            else:
-                with stop.deferred():  # a signal now waits until the trial is committed
-                    self.s.store.write_result(result, self.suite.name, release=self.s.owner)
+        results: list[TrialResult] = []
+        for r in group_results(fut, group):
+            if r.trial_id in self.todo_ids and all(r.trial_id != q.trial_id for q in results):
+                results.append(r)
+        if stop is None:
+            self.s.store.write_results(results, self.suite.name, release=self.s.owner)
+        else:
+            with stop.deferred():  # a signal now waits until the group is committed
+                self.s.store.write_results(results, self.suite.name, release=self.s.owner)
+        for result in results:
             self.summary.count(result)
             self.todo_ids.discard(result.trial_id)
             self.strategy.observe(result.spec, result)

@@ -203,13 +203,10 @@ def test_no_tick_labels_overlap_and_log_axes_label_the_grid(store, kind, synth):
 
 def test_titles_name_model_and_dataset_params_and_two_configurations_stay_apart(tmp_path, synth):
     store = Store(tmp_path / "two.duckdb")
-    ids = []
-    for hidden in ([32], [64]):
-        for d in (4, 64):
-            for s in (0, 1):
-                r = synth.result("random-subspace", {}, d, s, synth.acc("random-subspace", d, s), model_params={"hidden": hidden})
-                store.write_result(r, "two")
-                ids.append(r.trial_id)
+    rs = [synth.result("random-subspace", {}, d, s, synth.acc("random-subspace", d, s), model_params={"hidden": hidden})
+          for hidden in ([32], [64]) for d in (4, 64) for s in (0, 1)]
+    store.write_results(rs, "two")
+    ids = [r.trial_id for r in rs]
     store.register_suite("two", "", {}, "t", ids, "best_train_acc", [0.3], 0.1, True)
     with store.read() as con:
         titles = [p["title"] for p in plots.plot(con, "accuracy", "two").panels]
@@ -239,12 +236,10 @@ def test_no_tick_labels_overlap_on_a_narrow_log_range(tmp_path, synth):
     """Less than a decade of d: matplotlib's own log axis labels minor ticks (3×10², 4×10²) on top
     of each other; the grid's d as plain labels do not overlap."""
     store = Store(tmp_path / "narrow.duckdb")
-    ids = []
-    for d in (100, 150, 200, 300, 400, 600, 800):
-        for s in (0, 1):
-            r = synth.result("random-subspace", {}, d, s, synth.acc("random-subspace", d // 5, s))
-            store.write_result(r, "narrow")
-            ids.append(r.trial_id)
+    rs = [synth.result("random-subspace", {}, d, s, synth.acc("random-subspace", d // 5, s))
+          for d in (100, 150, 200, 300, 400, 600, 800) for s in (0, 1)]
+    store.write_results(rs, "narrow")
+    ids = [r.trial_id for r in rs]
     store.register_suite("narrow", "", {}, "t", ids, "best_train_acc", [0.3, 0.5], 0.1, True)
     with store.read() as con:
         for kind in ("phase", "ps", "accuracy", "dstar"):

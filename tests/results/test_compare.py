@@ -54,16 +54,17 @@ def test_the_reading_reads_epsilons_with_the_same_best_method_together_and_marks
     from dofbench.results.store import Store
 
     store = Store(tmp_path / "s.duckdb")
-    ids, ys = [], set()
+    results, ids, ys = [], [], set()
     acc = {("random-subspace", 8): 0.25, ("random-subspace", 64): 0.35, ("random-subspace", 512): 0.45,
            ("good", 8): 0.9, ("good", 64): 0.9, ("good", 512): 0.9}
     for (method, d), a in acc.items():
         for s in (0, 1, 2):
             r = synth.result(method, {}, d, s, a)
-            store.write_result(r, "b")
+            results.append(r)
             ids.append(r.trial_id)
             if method == "random-subspace":
                 ys.add(r.trial_id)
+    store.write_results(results, "b")
     store.register_suite("b", "", {}, "t", ids, "best_train_acc", [0.2, 0.3, 0.5], 0.1, True, yardsticks=ys)
     (task,) = Session(db=store.path).compare("b").tasks
     assert task.reading == (
@@ -89,12 +90,13 @@ def test_a_suite_without_yardstick_names_the_best(tmp_path, synth):
     from dofbench.results.store import Store
 
     store = Store(tmp_path / "s.duckdb")
-    ids = []
+    results, ids = [], []
     for d in (4, 64):
         for s in (0, 1):
             r = synth.result("other", {}, d, s, synth.acc("x", d, s))
-            store.write_result(r, "solo")
+            results.append(r)
             ids.append(r.trial_id)
+    store.write_results(results, "solo")
     store.register_suite("solo", "", {}, "t", ids, "best_train_acc", [0.3, 0.99], 0.1, True)
     (task,) = Session(db=store.path).compare("solo").tasks
     assert task.reading == "other needs the fewest dimensions at ε=0.3 (64); no method reaches ε=0.99 with d ≤ 64."
@@ -125,15 +127,16 @@ def _store(tmp_path, synth, accs: dict, failed=()):
     from dofbench.results.store import Store
 
     store = Store(tmp_path / "c.duckdb")
-    ids, ys = [], set()
+    results, ids, ys = [], [], set()
     for (method, d), a in accs.items():
         for s in (0, 1, 2):
             bad = (method, d, s) in failed
             r = synth.result(method, {}, d, s, None if bad else a, status="failed" if bad else "ok")
-            store.write_result(r, "c")
+            results.append(r)
             ids.append(r.trial_id)
             if method == "random-subspace":
                 ys.add(r.trial_id)
+    store.write_results(results, "c")
     store.register_suite("c", "", {}, "t", ids, "best_train_acc", [0.5], 0.1, True, yardsticks=ys)
     store.record_statistics("c", "grid", 0.95, seeds=3)
     intervals.refresh(store, "c")

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import shutil
 from pathlib import Path
 
 import duckdb
@@ -16,13 +17,10 @@ from dofbench.errors import DofbenchError
 from dofbench.results.store import Store
 
 
-@pytest.fixture
-def store_dir(tmp_path, synthetic_result, monkeypatch):
-    """A small store, another DuckDB file, a hard and a symbolic link to the store, a SQLite file;
-    the working directory is the store's directory."""
-    d = tmp_path / "s"
-    d.mkdir()
-    (tmp_path / "outside").mkdir()
+@pytest.fixture(scope="module")
+def _store_files(tmp_path_factory, synthetic_result):
+    """The files every test starts from, written once: a small store and another DuckDB file."""
+    d = tmp_path_factory.mktemp("template")
     store = Store(d / "r.duckdb")
     r = synthetic_result("m", 4, 0, 0.5)
     store.write_result(r, "s")
@@ -30,6 +28,18 @@ def store_dir(tmp_path, synthetic_result, monkeypatch):
     con = duckdb.connect(str(d / "other.duckdb"))
     con.execute("CREATE TABLE o AS SELECT 1 AS a")
     con.close()
+    return d
+
+
+@pytest.fixture
+def store_dir(tmp_path, _store_files, monkeypatch):
+    """A copy of the small store and the other DuckDB file, a hard and a symbolic link to the
+    store, a SQLite file; the working directory is the store's directory."""
+    d = tmp_path / "s"
+    d.mkdir()
+    (tmp_path / "outside").mkdir()
+    for name in ("r.duckdb", "other.duckdb"):
+        shutil.copyfile(_store_files / name, d / name)
     os.link(d / "r.duckdb", d / "hard.duckdb")
     os.symlink(d / "r.duckdb", d / "soft.duckdb")
     (d / "x.sqlite").write_bytes(b"SQLite format 3\0" + b"\0" * 84)

@@ -103,13 +103,13 @@ def test_measured_next_to_published_with_ratio(tmp_path, monkeypatch, invoke, re
 
 
 def _write(synth, store, rows, suite, delta):
-    ids = []
-    for i, (method, d, seed, acc, D) in enumerate(rows):
+    results = []
+    for method, d, seed, acc, D in rows:
         r = synth.result(method, {}, d, seed, acc, tag=suite)
         r.total_params = D
-        store.write_result(r, suite)
-        ids.append(r.trial_id)
-    store.register_suite(suite, "", {}, "t", ids, "best_train_acc", [0.5], delta, True)
+        results.append(r)
+    store.write_results(results, suite)
+    store.register_suite(suite, "", {}, "t", [r.trial_id for r in results], "best_train_acc", [0.5], delta, True)
 
 
 def test_leaderboard_ties_broken_by_fraction_then_interval_width(tmp_path, synth):

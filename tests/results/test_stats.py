@@ -34,18 +34,13 @@ def test_d_int90():
 def test_store_views_match_the_python_reference(db, synthetic_result):
     store = Store(db)
     accs = {10: [0.3] * 6, 20: [0.6, 0.7, 0.2, 0.65, 0.8, 0.9], 40: [0.8] * 6, 80: [0.95] * 6}
-    ids = []
-    for d, vals in accs.items():
-        for s, a in enumerate(vals):
-            r = synthetic_result("sub", d, s, a, metrics={"train_acc": a}, evals=[])
-            store.write_result(r, "s")
-            ids.append(r.trial_id)
-    baselines = set()
-    for s, a in enumerate([0.96, 0.98]):  # the full-training baseline: mean 0.97
-        r = synthetic_result("full", 1000, s, a, metrics={"train_acc": a}, evals=[])
-        store.write_result(r, "s")
-        ids.append(r.trial_id)
-        baselines.add(r.trial_id)
+    rs = [synthetic_result("sub", d, s, a, metrics={"train_acc": a}, evals=[])
+          for d, vals in accs.items() for s, a in enumerate(vals)]
+    full = [synthetic_result("full", 1000, s, a, metrics={"train_acc": a}, evals=[])  # the baseline: mean 0.97
+            for s, a in enumerate([0.96, 0.98])]
+    store.write_results(rs + full, "s")
+    ids = [r.trial_id for r in rs + full]
+    baselines = {r.trial_id for r in full}
     store.register_suite("s", "", {}, "test", ids, "train_acc", [0.5], 0.1, True, baselines=baselines)
     for conf in (0.95, 0.8):
         store.record_statistics("s", "grid", conf, seeds=6)

@@ -20,12 +20,10 @@ def fake_result(synthetic_result):
 def fill(fake_result):
     """``fill(store, rows, delta, epsilons)``: write (d, seed, acc[, status, method, D]) rows as suite 's'."""
     def write(store, rows, delta=0.25, epsilons=(0.5, 0.9)):
-        ids = []
-        for d, seed, acc, *rest in rows:
-            r = fake_result(d, seed, acc, *rest)
-            store.write_result(r, "s")
-            ids.append(r.trial_id)
-        store.register_suite("s", "", {}, "test", ids, "train_acc", list(epsilons), delta, True)
+        results = [fake_result(d, seed, acc, *rest) for d, seed, acc, *rest in rows]
+        store.write_results(results, "s")
+        store.register_suite("s", "", {}, "test", [r.trial_id for r in results], "train_acc", list(epsilons),
+                             delta, True)
 
     return write
 
@@ -153,6 +151,26 @@ def test_rewrite_replaces_a_trial_and_its_evals(db, fake_result):
     store.write_result(fake_result(5, 0, 0.7), "s")
     assert store.query("select train_acc from trials")[1] == [(0.7,)]
     assert store.query("select count(*) from evals")[1] == [(1,)]
+
+
+def test_a_group_written_at_once_is_what_one_at_a_time_writes(tmp_path, fake_result):
+    """write_results: one transaction for a group; the same rows and evals as write_result one by
+    one, a repeated id kept once (the later), and the writer's claims on them released."""
+    group = [fake_result(5, 0, 0.2), fake_result(5, 1, 0.4), fake_result(10, 0, 0.6), fake_result(5, 0, 0.3)]
+    one, many = Store(tmp_path / "one.duckdb"), Store(tmp_path / "many.duckdb")
+    for r in group:
+        one.write_result(r, "s")
+    owner = many.claim_owner()
+    assert many.claim_trials([r.trial_id for r in group[:3]], owner)[0]
+    many.write_results(group, "s", release=owner)
+    q = ("select trial_id, d, seed, train_acc, status, spec, versions from trials order by trial_id",
+         "select * from evals order by trial_id, step, split, metric")
+    for sql in q:
+        assert many.query(sql)[1] == one.query(sql)[1]
+    assert many.query("select count(*), min(train_acc) from trials where d = 5 and seed = 0")[1] == [(1, 0.3)]
+    assert many.query("select count(*) from claims")[1] == [(0,)]
+    many.write_results([], "s")  # nothing to write: no connection, nothing changed
+    assert many.query("select count(*) from trials")[1] == [(3,)]
 
 
 def test_an_old_store_is_not_migrated_by_a_reader_but_by_migrate(db):

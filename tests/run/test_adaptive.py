@@ -153,6 +153,7 @@ epsilons = [0.002]
 """
 
 
+@pytest.mark.slow
 def test_adaptive_suite_end_to_end_reuses_the_grid(tmp_path):
     cfg = tmp_path / "w.toml"
     cfg.write_text(WELL + WELL.replace("wellgrid", "welladapt").replace(
@@ -185,6 +186,7 @@ def test_search_setting_is_validated(tmp_path):
         Session(config=cfg).resolve(["wellgrid"])
 
 
+@pytest.mark.slow
 def test_budgets_stop_an_adaptive_search_and_a_rerun_finishes_it(tmp_path):
     """The one scheduler enforces --max-trials and --time-budget for adaptive suites too: a
     stopped search writes no d*, the rerun reuses what was stored and decides what an unstopped
