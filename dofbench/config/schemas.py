@@ -7,7 +7,7 @@ Errors are turned into one line that names the TOML path, the bad value and what
 from __future__ import annotations
 
 import typing
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Callable, Literal
 
 from pydantic import (
     BaseModel, ConfigDict, Field, PositiveInt, ValidationError, field_validator, model_validator,
@@ -98,9 +98,7 @@ class ThresholdConfig(Strict):
     @field_validator("epsilons")
     @classmethod
     def _unique_epsilons(cls, v: list[float]) -> list[float]:
-        dup = _first_duplicate(v)
-        if dup is not None:
-            raise ValueError(f"ε={dup:g} appears twice; each ε once")
+        _each_once(v, lambda e: f"ε={e:g}", "ε")
         return v
 
 
@@ -149,17 +147,14 @@ class SuiteSpec(Strict):
     @field_validator("dims")
     @classmethod
     def _sorted_unique(cls, v: list[int]) -> list[int]:
-        dup = _first_duplicate(v)
-        if dup is not None:
-            raise ValueError(f"d={dup} appears twice; each d once")
+        _each_once(v, lambda d: f"d={d}", "d")
         return sorted(v)
 
     @field_validator("seeds")
     @classmethod
     def _unique_seeds(cls, v: int | list[int]) -> int | list[int]:
-        dup = _first_duplicate(v) if isinstance(v, list) else None
-        if dup is not None:
-            raise ValueError(f"seed {dup} appears twice; each seed once")
+        if isinstance(v, list):
+            _each_once(v, lambda s: f"seed {s}", "seed")
         return v
 
     def seed_list(self) -> list[int]:
@@ -250,13 +245,13 @@ def train_identity(train: TrainConfig) -> dict[str, Any]:
     return out
 
 
-def _first_duplicate(values: list) -> Any:
+def _each_once(values: list, named: Callable[[Any], str], what: str) -> None:
+    """Refuse a list that holds a value twice: '<named(value)> appears twice; each <what> once'."""
     seen = set()
     for v in values:
         if v in seen:
-            return v
+            raise ValueError(f"{named(v)} appears twice; each {what} once")
         seen.add(v)
-    return None
 
 
 def _loc_to_path(loc: tuple[Any, ...], prefix: str = "") -> str:

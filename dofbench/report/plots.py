@@ -351,6 +351,19 @@ def _edges(values: list[float], log: bool) -> list[float]:
     return [first, *mid, last]
 
 
+def _line_figure(panels: list[dict[str, Any]]):
+    """A figure of one axis per panel whose lines are methods, and one colour per method across them."""
+    fig, axes = _figure(len(panels))
+    return fig, axes, _colours(sorted({label for p in panels for label in p["lines"]}))
+
+
+def _finish(fig, axes, title: str):
+    """The legend shared by the panels, the title; the figure."""
+    _shared_legend(fig, axes)
+    fig.suptitle(title)
+    return fig
+
+
 def draw_phase(panels: list[dict[str, Any]], suite: str):
     import numpy as np
 
@@ -382,8 +395,7 @@ def draw_phase(panels: list[dict[str, Any]], suite: str):
 
 
 def draw_ps(panels: list[dict[str, Any]], suite: str):
-    fig, axes = _figure(len(panels))
-    colour = _colours(sorted({label for p in panels for label in p["lines"]}))
+    fig, axes, colour = _line_figure(panels)
     for ax, p in zip(axes, panels):
         ds = []
         for label, pts in p["lines"].items():
@@ -392,14 +404,11 @@ def draw_ps(panels: list[dict[str, Any]], suite: str):
         _log_axis(ax, ds)
         ax.set_ylim(-0.03, 1.03)
         _label(ax, p, "training dimension d", f"P_s ({p['metric']} reaches ε)")
-    _shared_legend(fig, axes)
-    fig.suptitle(f"{suite}: success probability against d, every method on one axis")
-    return fig
+    return _finish(fig, axes, f"{suite}: success probability against d, every method on one axis")
 
 
 def draw_accuracy(panels: list[dict[str, Any]], suite: str):
-    fig, axes = _figure(len(panels))
-    colour = _colours(sorted({label for p in panels for label in p["lines"]}))
+    fig, axes, colour = _line_figure(panels)
     for ax, p in zip(axes, panels):
         ds = []
         for label, pts in p["lines"].items():
@@ -416,14 +425,11 @@ def draw_accuracy(panels: list[dict[str, Any]], suite: str):
                         ha="right", va="bottom", fontsize=8, color="gray")
         _log_axis(ax, ds + ([p["D"]] if p["D"] else []))
         _label(ax, p, "training dimension d", f"{p['metric']} (mean ± std over seeds)")
-    _shared_legend(fig, axes)
-    fig.suptitle(f"{suite}: {panels[0]['metric']} against d, every method on one axis")
-    return fig
+    return _finish(fig, axes, f"{suite}: {panels[0]['metric']} against d, every method on one axis")
 
 
 def draw_dstar(panels: list[dict[str, Any]], suite: str):
-    fig, axes = _figure(len(panels))
-    colour = _colours(sorted({label for p in panels for label in p["lines"]}))
+    fig, axes, colour = _line_figure(panels)
     for ax, p in zip(axes, panels):
         ys = []
         for label, pts in p["lines"].items():
@@ -440,9 +446,7 @@ def draw_dstar(panels: list[dict[str, Any]], suite: str):
             ys.append(p["D"])
         _log_axis(ax, ys, axis="y")
         _label(ax, p, f"ε ({p['metric']})", "threshold training dimension d*")
-    _shared_legend(fig, axes)
-    fig.suptitle(f"{suite}: d* against ε")
-    return fig
+    return _finish(fig, axes, f"{suite}: d* against ε")
 
 
 def draw_sweep(panels: list[dict[str, Any]], suite: str):
