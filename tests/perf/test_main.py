@@ -14,7 +14,7 @@ def _run(repo_root, *args):
 def test_the_default_is_the_anchor_and_others_are_named(repo_root):
     out = _run(repo_root, "--help")
     assert out.returncode == 0 and "default: anchor" in out.stdout
-    for name in ("anchor", "subspace", "executors", "nested", "adaptive"):
+    for name in ("anchor", "subspace", "executors", "nested", "adaptive", "protocol"):
         assert name in out.stdout
 
 
