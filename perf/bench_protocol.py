@@ -23,6 +23,7 @@ import tempfile
 import tomllib
 from pathlib import Path
 
+import numpy as np
 import torch
 
 from perf import plain_loop
@@ -62,20 +63,6 @@ def _paired(args, d: int, epochs: int, workers: int) -> list[dict]:
         return pool.starmap(_protocol_trial, [(args, d, epochs)] * workers)
 
 
-def _interpolate(cost: dict[int, float], d: int) -> float:
-    """Cost at ``d``: linear between the measured d, flat outside them."""
-    ds = sorted(cost)
-    if d <= ds[0]:
-        return cost[ds[0]]
-    if d >= ds[-1]:
-        return cost[ds[-1]]
-    hi = next(x for x in ds if x >= d)
-    lo = max(x for x in ds if x <= d)
-    if hi == lo:
-        return cost[lo]
-    return cost[lo] + (cost[hi] - cost[lo]) * (d - lo) / (hi - lo)
-
-
 def main() -> None:
     quick = os.environ.get("DOFBENCH_BENCH_QUICK") == "1"
     suite_name = os.environ.get("DOFBENCH_BENCH_SUITE", "paper-conv2-fmnist")
@@ -102,7 +89,8 @@ def main() -> None:
     for p in pair:
         print(f"  {workers} at once,     d = {p['d']:>5}: {p['ms_step']:6.1f} ms a step, {p['s_eval']:5.2f} s an "
               f"evaluation, {p['s_trial']:7.1f} s a protocol trial", flush=True)
-    total_alone = seeds * sum(_interpolate(alone, d) for d in dims)
+    ds = sorted(alone)  # linear between the measured d, flat outside them
+    total_alone = seeds * float(np.interp(dims, ds, [alone[d] for d in ds]).sum())
     print(f"  {suite_name} on {workers} workers: ≥ {total_alone / workers / 60:.0f} min at the one-process rate, "
           f"≈ {total_alone * slowdown / workers / 60:.0f} min at the rate of {workers} at once "
           f"(each at {slowdown:.2f}× its time alone); load average {os.getloadavg()[0]:.2f} at the end")
