@@ -340,6 +340,13 @@ def _colours(labels: list[str]) -> dict[str, Any]:
     return {label: cmap(i % cmap.N) for i, label in enumerate(sorted(labels))}
 
 
+def _stacked(i: int) -> dict[str, float]:
+    """Marker size and line width of the i-th line of an axis, shrinking with i: lines that
+    coincide (two methods both at P_s = 1, say) still show every colour, as concentric markers
+    and nested strokes, instead of the last one drawn hiding the others."""
+    return {"ms": max(10.0 - 2.0 * i, 4.0), "lw": max(3.5 - 0.6 * i, 1.2)}
+
+
 def _edges(values: list[float], log: bool) -> list[float]:
     """Cell edges around sorted centres (geometric midpoints on a log axis)."""
     if len(values) == 1:
@@ -398,8 +405,8 @@ def draw_ps(panels: list[dict[str, Any]], suite: str):
     fig, axes, colour = _line_figure(panels)
     for ax, p in zip(axes, panels):
         ds = []
-        for label, pts in p["lines"].items():
-            ax.plot([d for d, _ in pts], [v for _, v in pts], "o-", color=colour[label], label=label)
+        for i, (label, pts) in enumerate(p["lines"].items()):
+            ax.plot([d for d, _ in pts], [v for _, v in pts], "o-", color=colour[label], label=label, **_stacked(i))
             ds += [d for d, _ in pts]
         _log_axis(ax, ds)
         ax.set_ylim(-0.03, 1.03)
@@ -411,11 +418,11 @@ def draw_accuracy(panels: list[dict[str, Any]], suite: str):
     fig, axes, colour = _line_figure(panels)
     for ax, p in zip(axes, panels):
         ds = []
-        for label, pts in p["lines"].items():
+        for i, (label, pts) in enumerate(p["lines"].items()):
             xs = [x[0] for x in pts]
             mean = [x[1] for x in pts]
             std = [x[2] for x in pts]
-            ax.plot(xs, mean, "o-", color=colour[label], label=label)
+            ax.plot(xs, mean, "o-", color=colour[label], label=label, **_stacked(i))
             ax.fill_between(xs, [m - s for m, s in zip(mean, std)], [m + s for m, s in zip(mean, std)],
                             color=colour[label], alpha=0.15)
             ds += xs
@@ -432,9 +439,10 @@ def draw_dstar(panels: list[dict[str, Any]], suite: str):
     fig, axes, colour = _line_figure(panels)
     for ax, p in zip(axes, panels):
         ys = []
-        for label, pts in p["lines"].items():
+        for i, (label, pts) in enumerate(p["lines"].items()):
             found = [(e, d) for e, d in pts if d is not None]
-            ax.plot([e for e, _ in found], [d for _, d in found], "o-", color=colour[label], label=label)
+            ax.plot([e for e, _ in found], [d for _, d in found], "o-", color=colour[label], label=label,
+                    **_stacked(i))
             ys += [d for _, d in found]
             missing = [e for e, d in pts if d is None]
             if missing and p["max_d"].get(label):
@@ -453,9 +461,9 @@ def draw_sweep(panels: list[dict[str, Any]], suite: str):
     fig, axes = _figure(len(panels))
     for ax, p in zip(axes, panels):
         xs, ys = [], []
-        for label, pts in p["lines"].items():
+        for i, (label, pts) in enumerate(p["lines"].items()):
             found = [(t, d) for t, d in pts if d is not None]
-            ax.plot([t for t, _ in found], [d for _, d in found], "o-", label=label)
+            ax.plot([t for t, _ in found], [d for _, d in found], "o-", label=label, **_stacked(i))
             xs += [t for t, _ in pts]
             ys += [d for _, d in found]
         if xs and min(xs) > 0:

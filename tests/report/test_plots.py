@@ -250,3 +250,20 @@ def test_no_tick_labels_overlap_on_a_narrow_log_range(tmp_path, synth):
             if kind != "dstar":
                 labels = [t.get_text() for t in res.figure.axes[0].xaxis.get_ticklabels() if t.get_text()]
                 assert labels[:7] == ["100", "150", "200", "300", "400", "600", "800"], labels
+
+
+@pytest.mark.parametrize("kind", ["ps", "accuracy", "dstar", "sweep"])
+def test_coinciding_lines_all_show(store, kind):
+    """Each later method of an axis is drawn thinner with smaller markers, so a method whose line
+    lies on another's (both at P_s = 1, say) still shows."""
+    with store.read() as con:
+        fig = plots.plot(con, kind, "synth").figure
+    checked = 0
+    for ax in fig.axes:  # the panels (an unused slot of the grid has no lines)
+        lines = [ln for ln in ax.get_lines() if ln.get_marker() == "o" and not ln.get_label().startswith("_")]
+        widths = [ln.get_linewidth() for ln in lines]
+        sizes = [ln.get_markersize() for ln in lines]
+        assert widths == sorted(widths, reverse=True) and len(set(widths)) == len(widths)
+        assert sizes == sorted(sizes, reverse=True) and len(set(sizes)) == len(sizes)
+        checked += len(lines) >= 2
+    assert checked
