@@ -10,8 +10,8 @@ plain loop's), needs at least this long on this machine.
 
 Nothing is asserted. Environment: DOFBENCH_BENCH_SUITE (default paper-conv2-fmnist, from
 benchmarks.toml), DOFBENCH_BENCH_DIMS (the d measured, default 4,1024,4096), DOFBENCH_BENCH_WORKERS
-(default 2), DOFBENCH_BENCH_N (training images, default all 60,000; the test set keeps its 10,000
-unless N is smaller), DOFBENCH_BENCH_QUICK=1 (a smoke run: 1,500 images, d = 4 and 64).
+(default 2), DOFBENCH_BENCH_N (training images, default all 60,000 with the 10,000 test images; with N,
+a stratified N and N/3 test images), DOFBENCH_BENCH_QUICK=1 (a smoke run: 1,500 images, d = 4 and 64).
 """
 
 from __future__ import annotations
