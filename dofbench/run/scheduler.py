@@ -399,10 +399,11 @@ class _Run:
         """Store the results of a finished group (those of the trials this run is to store), in
         one transaction."""
         group = self.in_flight.pop(fut)
-        results: list[TrialResult] = []
+        first: dict[str, TrialResult] = {}  # each trial once, as it first comes back
         for r in group_results(fut, group):
-            if r.trial_id in self.todo_ids and all(r.trial_id != q.trial_id for q in results):
-                results.append(r)
+            if r.trial_id in self.todo_ids:
+                first.setdefault(r.trial_id, r)
+        results = list(first.values())
         if stop is None:
             self.s.store.write_results(results, self.suite.name, release=self.s.owner)
         else:
